@@ -1,0 +1,209 @@
+"""The one way events enter the log: ``append``.
+
+REST, gRPC, the admin, management commands and tests all call ``append``; nothing else writes event
+rows. It validates the batch, derives streams, and runs the SQL function ``flunq_append`` (see
+``events/sql/log.sql``) in a single statement, which holds the log's invariants:
+
+- stream versions dense from 0, checked against ``expected_version`` under a per-stream lock;
+- idempotency on (source, id): a retry gets the stored original, a different event under a used
+  id is a conflict;
+- the batch is atomic;
+- positions are drawn together with the transaction id, so global readers can compute a safe
+  horizon (``events.horizon``).
+
+Outside a transaction the statement is its own transaction: one round trip per append. Inside
+``transaction.atomic()`` it must be the transaction's first write.
+"""
+
+from __future__ import annotations
+
+import orjson
+from dataclasses import dataclass
+from datetime import datetime
+from collections.abc import Callable, Sequence
+
+from django.conf import settings
+from django.db import DatabaseError, IntegrityError, connection
+
+from events.cloudevents import NewEvent, check_stream_name, derive_stream, format_time
+from flunq_events.errors import (
+    Conflict,
+    DuplicateEventConflict,
+    InvalidRequest,
+    StreamDeleted,
+    WrongExpectedVersion,
+)
+
+ANY = "any"
+NO_STREAM = "no_stream"
+STREAM_EXISTS = "stream_exists"
+
+# Hooks run on every batch before it is written (the schema registry validates data here).
+# Each takes (events, streams) and raises a ServiceError to refuse the batch.
+before_append: list[Callable[[Sequence[NewEvent], list[str]], None]] = []
+
+
+@dataclass(frozen=True, slots=True)
+class Appended:
+    """Where one event of an append landed."""
+
+    event: NewEvent
+    stream: str
+    version: int
+    position: int
+    recordedtime: datetime
+    duplicate: bool
+
+    def as_cloudevent(self) -> dict:
+        return {
+            **self.event.attributes(),
+            "stream": self.stream,
+            "version": self.version,
+            "position": self.position,
+            "recordedtime": format_time(self.recordedtime),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class AppendResult:
+    events: list[Appended]
+
+    @property
+    def duplicate(self) -> bool:
+        """True when every event was already stored (an idempotent retry)."""
+        return all(item.duplicate for item in self.events)
+
+    @property
+    def last_position(self) -> int:
+        return max(item.position for item in self.events)
+
+
+def parse_expected_version(value: str | int | None) -> str:
+    """``any`` | ``no_stream`` | ``stream_exists`` | an integer >= 0, as the database function wants."""
+    if value is None or value == "":
+        return ANY
+    if isinstance(value, int) and not isinstance(value, bool):
+        text = str(value)
+    elif isinstance(value, str):
+        text = value.strip().lower()
+    else:
+        raise InvalidRequest("expected_version must be a string or an integer", field="expected_version")
+    if text in (ANY, NO_STREAM, STREAM_EXISTS):
+        return text
+    if text.isdigit() and int(text) <= 2**63 - 1:
+        return str(int(text))
+    raise InvalidRequest(
+        f"expected_version must be any, no_stream, stream_exists or an integer >= 0, got {value!r}",
+        field="expected_version",
+    )
+
+
+def append(
+    events: Sequence[NewEvent], *, stream: str | None = None, expected_version: str = ANY
+) -> AppendResult:
+    """Append ``events`` atomically, to ``stream`` or each to its derived stream."""
+    if not events:
+        raise InvalidRequest("no events to append")
+    if len(events) > settings.MAX_BATCH_EVENTS:
+        raise InvalidRequest(
+            f"a batch holds at most {settings.MAX_BATCH_EVENTS} events, got {len(events)}",
+            limit=settings.MAX_BATCH_EVENTS,
+        )
+    seen: set[tuple[str, str]] = set()
+    for index, event in enumerate(events):
+        key = (event.source, event.id)
+        if key in seen:
+            raise InvalidRequest(
+                f"/{index}: source {event.source!r} and id {event.id!r} appear twice in the batch",
+                attribute=f"/{index}/id",
+            )
+        seen.add(key)
+    if stream is not None:
+        check_stream_name(stream)
+        streams = [stream] * len(events)
+    else:
+        streams = [derive_stream(event) for event in events]
+    if expected_version != ANY and len(set(streams)) > 1:
+        raise InvalidRequest(
+            "expected_version needs all events of the batch in one stream; "
+            f"this batch spans {len(set(streams))} streams",
+            field="expected_version",
+        )
+    for hook in before_append:
+        hook(events, streams)
+    payload = orjson.dumps([event.row(name) for event, name in zip(events, streams, strict=True)])
+    rows = _execute(payload.decode(), expected_version)
+    return AppendResult(
+        events=[
+            Appended(event, name, version, position, recorded, duplicate)
+            for event, (position, name, version, recorded, duplicate) in zip(events, rows, strict=True)
+        ]
+    )
+
+
+def _execute(payload: str, expected_version: str) -> list[tuple]:
+    # A concurrent append of the same (source, id) to another stream is caught by the unique index;
+    # the retry then finds the committed original and answers idempotently (or 409).
+    attempts = 1 if connection.in_atomic_block else 2
+    for attempt in range(attempts):
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT * FROM flunq_append(%s::jsonb, %s)", [payload, expected_version])
+                return cursor.fetchall()
+        except IntegrityError as exc:
+            if attempt + 1 < attempts and _sqlstate(exc) == "23505":
+                continue
+            raise Conflict("the event conflicts with one appended concurrently") from exc
+        except DatabaseError as exc:
+            raise _translate(exc) from exc
+    raise AssertionError("unreachable")
+
+
+def _sqlstate(exc: BaseException) -> str | None:
+    cause = exc.__cause__
+    return getattr(cause, "sqlstate", None)
+
+
+def _detail(exc: BaseException) -> dict:
+    diag = getattr(exc.__cause__, "diag", None)
+    raw = getattr(diag, "message_detail", None)
+    try:
+        return orjson.loads(raw) if raw else {}
+    except orjson.JSONDecodeError:
+        return {}
+
+
+def _translate(exc: DatabaseError) -> Exception:
+    state = _sqlstate(exc)
+    detail = _detail(exc)
+    if state == "FQ002":
+        return WrongExpectedVersion(
+            f"stream {detail['stream']!r} is at version {detail['actual_version']}, "
+            f"expected {detail['expected_version']}",
+            stream=detail["stream"],
+            expected_version=detail["expected_version"],
+            actual_version=detail["actual_version"],
+        )
+    if state == "FQ003":
+        return DuplicateEventConflict(
+            "an event with this source and id exists with different content", events=detail["events"]
+        )
+    if state == "FQ005":
+        return DuplicateEventConflict(
+            f"{detail['existing']} of the {detail['batch']} events exist already; "
+            "a batch is either new or an exact retry",
+            **detail,
+        )
+    if state == "FQ004":
+        return StreamDeleted(
+            f"stream {detail['stream']!r} is deleted; recreate it with POST /api/v1/streams to append",
+            stream=detail["stream"],
+        )
+    if state == "FQ001":
+        return InvalidRequest("append must be the first write of its transaction")
+    return exc
+
+
+def append_one(event: NewEvent, **options) -> Appended:
+    return append([event], **options).events[0]
+

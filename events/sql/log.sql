@@ -1,0 +1,185 @@
+-- The log's guarantees, enforced by PostgreSQL itself (design: docs/log.md).
+--
+-- flunq_draw_positions  positions drawn together with the transaction's xid, so xid order equals
+--                       position order and the safe horizon is one index lookup.
+-- flunq_horizon         the highest position below which no in-flight transaction holds one.
+-- flunq_append          the whole append (stream locks, idempotency, expected version, positions,
+--                       rows, stream bookkeeping, NOTIFY) in one statement and one round trip.
+-- flunq_events_guard    refuses UPDATE and DELETE of events (purge is explicit: flunq_purge_stream).
+
+CREATE SEQUENCE IF NOT EXISTS flunq_position_seq AS bigint MINVALUE 1 START 1 CACHE 1;
+
+CREATE OR REPLACE FUNCTION flunq_draw_positions(p_count integer, OUT o_xid xid8, OUT o_first bigint,
+                                                OUT o_time timestamptz)
+LANGUAGE plpgsql AS $$
+BEGIN
+    -- The xid must be assigned here, under the lock; one assigned earlier could be lower than
+    -- the xid of a transaction that draws lower positions after it, breaking the horizon.
+    IF pg_current_xact_id_if_assigned() IS NOT NULL THEN
+        RAISE EXCEPTION 'flunq: positions must be drawn by the first write of a transaction'
+            USING ERRCODE = 'FQ001';
+    END IF;
+    -- A session lock held only for these few statements (not to commit), so appends overlap.
+    PERFORM pg_advisory_lock(4242424201);
+    BEGIN
+        o_xid := pg_current_xact_id();
+        o_first := nextval('flunq_position_seq');
+        IF p_count > 1 THEN
+            PERFORM setval('flunq_position_seq', o_first + p_count - 1);
+        END IF;
+        -- Read under the lock, so recordedtime never decreases along positions.
+        o_time := clock_timestamp();
+    EXCEPTION WHEN OTHERS OR query_canceled THEN
+        -- A session lock survives the transaction: never leave it held.
+        PERFORM pg_advisory_unlock(4242424201);
+        RAISE;
+    END;
+    PERFORM pg_advisory_unlock(4242424201);
+END $$;
+
+CREATE OR REPLACE FUNCTION flunq_horizon() RETURNS bigint
+LANGUAGE sql STABLE AS $$
+    -- Every transaction with an xid below the snapshot's xmin has ended, and positions follow
+    -- xids, so no transaction still running can hold a position at or below this one.
+    SELECT coalesce((
+        SELECT position FROM flunq_events
+        WHERE xid < pg_snapshot_xmin(pg_current_snapshot())
+        ORDER BY xid DESC, position DESC
+        LIMIT 1), 0)
+$$;
+
+CREATE OR REPLACE FUNCTION flunq_append(p_events jsonb, p_expected text DEFAULT 'any')
+RETURNS TABLE(o_position bigint, o_stream text, o_version bigint, o_recordedtime timestamptz,
+              o_duplicate boolean)
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_count integer := jsonb_array_length(p_events);
+    v_stream text;
+    v_found integer;
+    v_conflicts jsonb;
+    v_last bigint;
+    v_deleted timestamptz;
+    v_draw record;
+BEGIN
+    -- 1. One appender per stream at a time, streams locked in name order so batches never
+    --    deadlock. Advisory locks assign no xid: positions are still drawn by the first write.
+    FOR v_stream IN SELECT DISTINCT e->>'stream' FROM jsonb_array_elements(p_events) e ORDER BY 1 LOOP
+        PERFORM pg_advisory_xact_lock(4242, hashtext(v_stream));
+    END LOOP;
+
+    -- 2. Idempotency on (source, id): a retry returns the stored originals.
+    SELECT count(*),
+           jsonb_agg(jsonb_build_object('source', ev.source, 'id', ev.id, 'stream', ev.stream))
+               FILTER (WHERE ev.content_hash <> decode(e->>'hash', 'hex'))
+      INTO v_found, v_conflicts
+      FROM jsonb_array_elements(p_events) e
+      JOIN flunq_events ev ON ev.source = e->>'source' AND ev.id = e->>'id';
+    IF v_found > 0 THEN
+        IF v_conflicts IS NOT NULL THEN
+            RAISE EXCEPTION 'flunq: event id reused with different content'
+                USING ERRCODE = 'FQ003', DETAIL = jsonb_build_object('events', v_conflicts)::text;
+        END IF;
+        IF v_found < v_count THEN
+            RAISE EXCEPTION 'flunq: some events of the batch exist already'
+                USING ERRCODE = 'FQ005',
+                      DETAIL = jsonb_build_object('existing', v_found, 'batch', v_count)::text;
+        END IF;
+        RETURN QUERY
+            SELECT ev.position, ev.stream, ev.version, ev.recordedtime, true
+              FROM jsonb_array_elements(p_events) WITH ORDINALITY t(e, ord)
+              JOIN flunq_events ev ON ev.source = t.e->>'source' AND ev.id = t.e->>'id'
+             ORDER BY t.ord;
+        RETURN;
+    END IF;
+
+    -- 3. Deleted streams refuse appends; the expected version is checked under the stream lock.
+    FOR v_stream IN SELECT DISTINCT e->>'stream' FROM jsonb_array_elements(p_events) e LOOP
+        SELECT s.last_version, s.deleted_at INTO v_last, v_deleted
+          FROM flunq_streams s WHERE s.name = v_stream;
+        IF v_deleted IS NOT NULL THEN
+            RAISE EXCEPTION 'flunq: stream % is deleted', v_stream
+                USING ERRCODE = 'FQ004', DETAIL = jsonb_build_object('stream', v_stream)::text;
+        END IF;
+        v_last := coalesce(v_last, -1);
+        IF (p_expected = 'no_stream' AND v_last <> -1)
+           OR (p_expected = 'stream_exists' AND v_last = -1)
+           OR (p_expected ~ '^[0-9]+$' AND v_last <> p_expected::bigint) THEN
+            RAISE EXCEPTION 'flunq: wrong expected version for stream %', v_stream
+                USING ERRCODE = 'FQ002',
+                      DETAIL = jsonb_build_object('stream', v_stream, 'expected_version', p_expected,
+                                                  'actual_version', v_last)::text;
+        END IF;
+    END LOOP;
+
+    -- 4. The first write: xid and positions, together.
+    SELECT * INTO v_draw FROM flunq_draw_positions(v_count);
+
+    -- 5. The rows, then the streams' bookkeeping.
+    RETURN QUERY
+    WITH input AS (
+        SELECT t.e, t.ord, t.e->>'stream' AS stream
+          FROM jsonb_array_elements(p_events) WITH ORDINALITY t(e, ord)
+    ), numbered AS (
+        SELECT i.e, i.ord, i.stream,
+               coalesce(s.last_version, -1) + row_number() OVER (PARTITION BY i.stream ORDER BY i.ord)
+                   AS version
+          FROM input i LEFT JOIN flunq_streams s ON s.name = i.stream
+    ), inserted AS (
+        INSERT INTO flunq_events AS ev (
+            "position", xid, stream, "version", id, source, specversion, "type", subject, "time",
+            datacontenttype, dataschema, data, data_base64, tenantid, workflowid, executionid,
+            taskid, correlationid, causationid, extensions, recordedtime, content_hash)
+        SELECT v_draw.o_first + n.ord - 1, v_draw.o_xid, n.stream, n.version,
+               n.e->>'id', n.e->>'source', n.e->>'specversion', n.e->>'type', n.e->>'subject',
+               (n.e->>'time')::timestamptz, n.e->>'datacontenttype', n.e->>'dataschema',
+               n.e->'data', decode(n.e->>'data_base64', 'base64'),
+               n.e->>'tenantid', n.e->>'workflowid', n.e->>'executionid', n.e->>'taskid',
+               n.e->>'correlationid', n.e->>'causationid', coalesce(n.e->'extensions', '{}'),
+               v_draw.o_time, decode(n.e->>'hash', 'hex')
+          FROM numbered n
+        RETURNING ev."position", ev.stream, ev."version", ev.recordedtime
+    ), bookkeeping AS (
+        INSERT INTO flunq_streams AS s (name, category, last_version, last_position, last_event_at)
+        SELECT i.stream, split_part(i.stream, '-', 1), max(i."version"), max(i."position"),
+               v_draw.o_time
+          FROM inserted i GROUP BY i.stream
+        ON CONFLICT (name) DO UPDATE
+           SET last_version = excluded.last_version,
+               last_position = excluded.last_position,
+               last_event_at = excluded.last_event_at
+    )
+    SELECT i."position", i.stream, i."version", i.recordedtime, false
+      FROM inserted i ORDER BY i."position";
+
+    -- Delivered at commit; listeners then read up to the horizon (relay, live feeds, workers).
+    PERFORM pg_notify('flunq_events', '');
+END $$;
+
+CREATE OR REPLACE FUNCTION flunq_events_guard() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'DELETE' AND current_setting('flunq.purging', true) = 'on' THEN
+        RETURN OLD;
+    END IF;
+    RAISE EXCEPTION 'flunq: events are append-only; % refused', TG_OP USING ERRCODE = 'FQ000';
+END $$;
+
+DROP TRIGGER IF EXISTS flunq_events_append_only ON flunq_events;
+CREATE TRIGGER flunq_events_append_only BEFORE UPDATE OR DELETE ON flunq_events
+    FOR EACH ROW EXECUTE FUNCTION flunq_events_guard();
+
+-- Physical removal of a soft-deleted stream's events: the one explicit way rows leave the log.
+CREATE OR REPLACE FUNCTION flunq_purge_stream(p_stream text) RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_count bigint;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM flunq_streams WHERE name = p_stream AND deleted_at IS NOT NULL) THEN
+        RAISE EXCEPTION 'flunq: only a deleted stream can be purged' USING ERRCODE = 'FQ006';
+    END IF;
+    PERFORM set_config('flunq.purging', 'on', true);
+    DELETE FROM flunq_events WHERE stream = p_stream;
+    GET DIAGNOSTICS v_count = ROW_COUNT;
+    PERFORM set_config('flunq.purging', 'off', true);
+    RETURN v_count;
+END $$;

@@ -1,0 +1,178 @@
+"""Settings of the events service. Every value comes from the environment through ``env.py``.
+
+The README's configuration table lists each variable; a bad value stops the start with a message
+naming the variable.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+import dj_database_url
+
+from flunq_events.env import (
+    env_bool,
+    env_choice,
+    env_choices,
+    env_float,
+    env_hostports,
+    env_int,
+    env_list,
+    env_str,
+    env_url,
+)
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+# --- service contract --------------------------------------------------------------------------
+PORT = env_int("PORT", 8081, minimum=1, maximum=65535)
+GRPC_PORT = env_int("GRPC_PORT", 9001, minimum=1, maximum=65535)
+BACKENDS = env_choices("BACKEND", ["redis", "kafka", "nats"])
+REDIS_URL = env_url("REDIS_URL", None, ["redis", "rediss", "unix"])
+KAFKA_BROKERS = env_hostports("KAFKA_BROKERS", "127.0.0.1:9092")
+NATS_URL = env_url("NATS_URL", "nats://127.0.0.1:4222", ["nats", "tls", "ws", "wss"])
+
+DEBUG = env_bool("DEBUG", False)
+SECRET_KEY = env_str("SECRET_KEY") or ""
+if not SECRET_KEY:
+    # Nothing the service signs outlives the process without SECRET_KEY (sessions of the admin
+    # do), so a random key is safe; the README asks deployments to set one.
+    SECRET_KEY = "insecure-" + secrets.token_urlsafe(32)
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+
+# --- limits ------------------------------------------------------------------------------------
+MAX_BODY_BYTES = env_int("MAX_BODY_BYTES", 1024 * 1024, minimum=1024)
+MAX_BATCH_EVENTS = env_int("MAX_BATCH_EVENTS", 1000, minimum=1, maximum=100_000)
+PAGE_SIZE_DEFAULT = env_int("PAGE_SIZE_DEFAULT", 100, minimum=1)
+PAGE_SIZE_MAX = env_int("PAGE_SIZE_MAX", 1000, minimum=1)
+MAX_JSON_DEPTH = env_int("MAX_JSON_DEPTH", 64, minimum=2, maximum=1000)
+MIN_POSITION_WAIT_SECONDS = env_float("MIN_POSITION_WAIT_SECONDS", 5.0)
+if PAGE_SIZE_DEFAULT > PAGE_SIZE_MAX:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured("PAGE_SIZE_DEFAULT: must not exceed PAGE_SIZE_MAX")
+
+# --- auth --------------------------------------------------------------------------------------
+AUTH_REQUIRED = env_bool("AUTH_REQUIRED", True)
+TOKEN_CACHE_SECONDS = env_float("TOKEN_CACHE_SECONDS", 10.0)
+
+# --- database ----------------------------------------------------------------------------------
+DATABASE_URL = env_url(
+    "DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/flunq_events", ["postgres", "postgresql"]
+)
+DATABASES = {
+    "default": dj_database_url.parse(
+        DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60, minimum=0)
+    )
+}
+DATABASES["default"]["OPTIONS"] = {
+    # A stuck client must not hold the global horizon back (design: the horizon is cluster-wide).
+    "options": "-c idle_in_transaction_session_timeout="
+    + str(env_int("DB_IDLE_IN_TRANSACTION_TIMEOUT_MS", 60_000, minimum=0)),
+}
+DATABASES["default"]["TEST"] = {"NAME": env_str("TEST_DATABASE_NAME")}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- applications ------------------------------------------------------------------------------
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.postgres",
+    "rest_framework",
+    "drf_spectacular",
+    "channels",
+    "access",
+    "events",
+    "streams",
+    "subscriptions",
+    "schemas",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "flunq_events.urls"
+WSGI_APPLICATION = "flunq_events.wsgi.application"
+ASGI_APPLICATION = "flunq_events.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / ".data" / "static"
+
+# Bodies are limited by the ASGI middleware (flunq_events/limits.py) for every request, with or
+# without Content-Length; Django's own check is kept in line for the WSGI path.
+DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_BODY_BYTES
+
+# --- channels ----------------------------------------------------------------------------------
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL]},
+        }
+    }
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+# --- REST framework ----------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_RENDERER_CLASSES": ["flunq_events.api.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["flunq_events.api.JSONParser"],
+    "DEFAULT_AUTHENTICATION_CLASSES": ["access.authentication.BearerTokenAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["access.permissions.HasScope"],
+    "EXCEPTION_HANDLER": "flunq_events.api.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "UNAUTHENTICATED_USER": None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "flunq events service",
+    "DESCRIPTION": "Append-only CloudEvents log with streams, replay, subscriptions and live feeds.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+    # The schema is public; the endpoints it describes are not.
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
+}
+
+# --- logging -----------------------------------------------------------------------------------
+LOG_LEVEL = env_choice("LOG_LEVEL", ["DEBUG", "INFO", "WARNING", "ERROR"], "INFO")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {"django.db.backends": {"level": "INFO"}},
+}

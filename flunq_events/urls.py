@@ -1,0 +1,29 @@
+"""URL map of the service. API under /api/v1/, OpenAPI at /api/schema/, docs at /api/docs/."""
+
+from django.contrib import admin
+from django.urls import path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from events.views import EventDetailView, EventsView, StreamEventsView
+from flunq_events.health import healthz, readyz
+from streams.views import StreamDetailView, StreamsView
+
+api = [
+    path("api/v1/events", EventsView.as_view(), name="events"),
+    path("api/v1/events/<str:event_id>", EventDetailView.as_view(), name="event-detail"),
+    path("api/v1/streams", StreamsView.as_view(), name="streams"),
+    path("api/v1/streams/<str:stream>", StreamDetailView.as_view(), name="stream-detail"),
+    path("api/v1/streams/<str:stream>/events", StreamEventsView.as_view(), name="stream-events"),
+]
+
+urlpatterns = [
+    *api,
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    path("healthz", healthz),
+    path("readyz", readyz),
+    path("admin/", admin.site.urls),
+]
+
+handler404 = "flunq_events.api.handler404"
+handler500 = "flunq_events.api.handler500"
