@@ -1,7 +1,7 @@
 """DRF permission: each view names the scope each HTTP method needs.
 
-    class EventsView(APIView):
-        required_scopes = {"GET": "events:read", "POST": "events:write"}
+class EventsView(APIView):
+    required_scopes = {"GET": "events:read", "POST": "events:write"}
 """
 
 from __future__ import annotations

@@ -31,9 +31,7 @@ def authenticate_token(token: str | None) -> Principal | None:
     if hit and hit[0] > now:
         return hit[1]
     row = ApiToken.objects.filter(token_hash=digest, revoked_at__isnull=True).first()
-    principal = (
-        Principal(name=row.name, scopes=frozenset(row.scopes), tenant=row.tenant) if row else None
-    )
+    principal = Principal(name=row.name, scopes=frozenset(row.scopes), tenant=row.tenant) if row else None
     with _lock:
         if len(_cache) > 10_000:
             _cache.clear()

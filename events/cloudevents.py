@@ -138,7 +138,7 @@ def format_time(moment: datetime) -> str:
 
 def _extension_value(value: Any, index: int | None, name: str) -> Any:
     # CloudEvents types: Boolean, Integer, String (URI, Timestamp, Binary travel as strings).
-    if isinstance(value, bool) or isinstance(value, str):
+    if isinstance(value, (bool, str)):
         if isinstance(value, str) and len(value) > MAX_ATTRIBUTE_LENGTH:
             raise _invalid(index, name, f"longer than {MAX_ATTRIBUTE_LENGTH} characters")
         return value
@@ -168,7 +168,7 @@ def from_structured(obj: Any, index: int | None = None) -> NewEvent:
     )
     if event.specversion != "1.0":
         raise _invalid(index, "specversion", f"only '1.0' is supported, got {event.specversion!r}")
-    for name in ("subject", "datacontenttype", "dataschema") + FLUNQ_EXTENSIONS:
+    for name in ("subject", "datacontenttype", "dataschema", *FLUNQ_EXTENSIONS):
         setattr(event, name, _string(values.get(name), index, name))
     if "time" in values:
         moment = _string(values["time"], index, "time")
@@ -192,9 +192,7 @@ def from_structured(obj: Any, index: int | None = None) -> NewEvent:
         if name in REQUIRED or name in OPTIONAL or name in FLUNQ_EXTENSIONS or name in DATA_KEYS:
             continue
         if not ATTRIBUTE_NAME.match(name):
-            raise _invalid(
-                index, name, "attribute names are lowercase letters and digits only (CloudEvents)"
-            )
+            raise _invalid(index, name, "attribute names are lowercase letters and digits only (CloudEvents)")
         extensions[name] = _extension_value(value, index, name)
     if len(extensions) > MAX_EXTENSIONS:
         raise _invalid(index, "extensions", f"more than {MAX_EXTENSIONS} extension attributes")

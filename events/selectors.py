@@ -131,9 +131,7 @@ class EventFilter:
         recorded = event["recordedtime"]
         if self.since is not None and recorded < self.since:
             return False
-        if self.until is not None and recorded >= self.until:
-            return False
-        return True
+        return not (self.until is not None and recorded >= self.until)
 
     @classmethod
     def names(cls) -> list[str]:
@@ -147,7 +145,9 @@ class Page:
     horizon: int
 
 
-def read_all(after: int, limit: int, filter: EventFilter | None = None, *, horizon: int | None = None) -> Page:
+def read_all(
+    after: int, limit: int, filter: EventFilter | None = None, *, horizon: int | None = None
+) -> Page:
     """Events with ``after < position <= horizon`` matching ``filter``, in position order.
 
     ``next_after`` is the cursor for the next page: the last position returned, or the horizon

@@ -17,11 +17,11 @@ Outside a transaction the statement is its own transaction: one round trip per a
 
 from __future__ import annotations
 
-import orjson
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from collections.abc import Callable, Sequence
 
+import orjson
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, connection
 
@@ -206,4 +206,3 @@ def _translate(exc: DatabaseError) -> Exception:
 
 def append_one(event: NewEvent, **options) -> Appended:
     return append([event], **options).events[0]
-

@@ -46,7 +46,7 @@ def event_filter(query) -> selectors.EventFilter:
         types=types,
         since=params.moment(query, "since"),
         until=params.moment(query, "until"),
-        **{name: params.text(query, name) for name in selectors.EventFilter.EQUALITY + ("category",)},
+        **{name: params.text(query, name) for name in (*selectors.EventFilter.EQUALITY, "category")},
     )
 
 
@@ -66,7 +66,9 @@ class EventsView(APIView):
             OpenApiParameter("after", int, description="cursor: return events after this position"),
             OpenApiParameter("limit", int),
             OpenApiParameter("min_position", int, description="wait (bounded) until the horizon reaches it"),
-            OpenApiParameter("type", str, description="exact type or prefix wildcard like workflow.*; repeatable"),
+            OpenApiParameter(
+                "type", str, description="exact type or prefix wildcard like workflow.*; repeatable"
+            ),
             *[OpenApiParameter(name, str) for name in FILTER_PARAMS[1:-2]],
             OpenApiParameter("since", str, description="RFC 3339; recordedtime >= since"),
             OpenApiParameter("until", str, description="RFC 3339; recordedtime < until"),
@@ -109,8 +111,11 @@ class EventsView(APIView):
             OpenApiParameter("stream", str),
             OpenApiParameter("expected_version", str, description="any | no_stream | stream_exists | N"),
         ],
-        request={"application/cloudevents+json": CloudEventSerializer, "application/json": CloudEventSerializer,
-                 "application/cloudevents-batch+json": CloudEventSerializer(many=True)},  # fmt: skip
+        request={
+            "application/cloudevents+json": CloudEventSerializer,
+            "application/json": CloudEventSerializer,
+            "application/cloudevents-batch+json": CloudEventSerializer(many=True),
+        },
         responses=APPEND_RESPONSES,
     )
     def post(self, request):
@@ -167,9 +172,14 @@ class StreamEventsView(APIView):
 
     @extend_schema(
         summary="Append one event or a batch to this stream",
-        parameters=[OpenApiParameter("expected_version", str, description="any | no_stream | stream_exists | N")],
-        request={"application/cloudevents+json": CloudEventSerializer, "application/json": CloudEventSerializer,
-                 "application/cloudevents-batch+json": CloudEventSerializer(many=True)},  # fmt: skip
+        parameters=[
+            OpenApiParameter("expected_version", str, description="any | no_stream | stream_exists | N")
+        ],
+        request={
+            "application/cloudevents+json": CloudEventSerializer,
+            "application/json": CloudEventSerializer,
+            "application/cloudevents-batch+json": CloudEventSerializer(many=True),
+        },
         responses={**APPEND_RESPONSES, 201: EventBatchSerializer},
     )
     def post(self, request, stream: str):

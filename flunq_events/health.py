@@ -34,4 +34,6 @@ def readyz(request) -> JsonResponse:
         except Exception as exc:  # a broken check reports, it does not crash the probe
             checks[name] = {"ok": False, "error": str(exc)}
     ready = all(check.get("ok") for check in checks.values())
-    return JsonResponse({"status": "ready" if ready else "not ready", "checks": checks}, status=200 if ready else 503)
+    return JsonResponse(
+        {"status": "ready" if ready else "not ready", "checks": checks}, status=200 if ready else 503
+    )

@@ -27,7 +27,9 @@ def _reject_constant(name: str) -> Any:
 def _parse_int(text: str) -> int:
     # Checked on the digits first: int() of a 5000-digit string is slow and then refused anyway.
     if len(text.lstrip("-")) > 19 or not INT64_MIN <= int(text) <= INT64_MAX:
-        raise JSONError(f"integer {text[:24]}{'...' if len(text) > 24 else ''} is outside the signed 64-bit range")
+        raise JSONError(
+            f"integer {text[:24]}{'...' if len(text) > 24 else ''} is outside the signed 64-bit range"
+        )
     return int(text)
 
 
@@ -38,9 +40,7 @@ def _parse_float(text: str) -> float:
     return value
 
 
-_decoder = json.JSONDecoder(
-    parse_constant=_reject_constant, parse_int=_parse_int, parse_float=_parse_float
-)
+_decoder = json.JSONDecoder(parse_constant=_reject_constant, parse_int=_parse_int, parse_float=_parse_float)
 
 
 def loads_strict(raw: bytes | str, *, max_depth: int) -> Any:

@@ -19,9 +19,8 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         for name, value in scope.get("headers", ()):
-            if name == b"content-length":
-                if not value.isdigit() or int(value) > self.max_bytes:
-                    return await self._refuse(send, declared=True)
+            if name == b"content-length" and (not value.isdigit() or int(value) > self.max_bytes):
+                return await self._refuse(send, declared=True)
         chunks: list[bytes] = []
         size = 0
         while True:

@@ -42,6 +42,35 @@ if not SECRET_KEY:
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
+# --- relay (outbox to the brokers; see docs/relay.md) ---------------------------------------------
+if "redis" in BACKENDS and not REDIS_URL:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured("REDIS_URL: required when BACKEND includes redis")
+RELAY_BATCH_SIZE = env_int("RELAY_BATCH_SIZE", 500, minimum=1, maximum=10_000)
+RELAY_POLL_SECONDS = env_float("RELAY_POLL_SECONDS", 1.0, minimum=0.01)
+RELAY_ACK_TIMEOUT_SECONDS = env_float("RELAY_ACK_TIMEOUT_SECONDS", 10.0, minimum=0.1)
+RELAY_BACKOFF_MAX_SECONDS = env_float("RELAY_BACKOFF_MAX_SECONDS", 10.0, minimum=0.01)
+RELAY_STANDBY_POLL_SECONDS = env_float("RELAY_STANDBY_POLL_SECONDS", 1.0, minimum=0.01)
+RELAY_MAX_MESSAGE_BYTES = env_int("RELAY_MAX_MESSAGE_BYTES", 1024 * 1024, minimum=1024)
+RELAY_READY_MAX_LAG_SECONDS = env_float("RELAY_READY_MAX_LAG_SECONDS", 0.0)
+REDIS_STREAM = env_str("REDIS_STREAM", "flunq:events")
+REDIS_STREAM_MAXLEN = env_int("REDIS_STREAM_MAXLEN", 10_000_000, minimum=0)
+KAFKA_TOPIC = env_str("KAFKA_TOPIC", "flunq.events")
+KAFKA_SECURITY_PROTOCOL = env_choice(
+    "KAFKA_SECURITY_PROTOCOL", ["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"], "PLAINTEXT"
+)
+KAFKA_SASL_MECHANISM = env_choice(
+    "KAFKA_SASL_MECHANISM", ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"], "PLAIN"
+)
+KAFKA_SASL_USERNAME = env_str("KAFKA_SASL_USERNAME")
+KAFKA_SASL_PASSWORD = env_str("KAFKA_SASL_PASSWORD")
+KAFKA_SSL_CAFILE = env_str("KAFKA_SSL_CAFILE")
+NATS_STREAM = env_str("NATS_STREAM", "FLUNQ_EVENTS")
+NATS_SUBJECT_PREFIX = env_str("NATS_SUBJECT_PREFIX", "flunq.events")
+NATS_CREDS = env_str("NATS_CREDS")
+NATS_TLS_CAFILE = env_str("NATS_TLS_CAFILE")
+
 # --- limits ------------------------------------------------------------------------------------
 MAX_BODY_BYTES = env_int("MAX_BODY_BYTES", 1024 * 1024, minimum=1024)
 MAX_BATCH_EVENTS = env_int("MAX_BATCH_EVENTS", 1000, minimum=1, maximum=100_000)
@@ -58,14 +87,21 @@ if PAGE_SIZE_DEFAULT > PAGE_SIZE_MAX:
 AUTH_REQUIRED = env_bool("AUTH_REQUIRED", True)
 TOKEN_CACHE_SECONDS = env_float("TOKEN_CACHE_SECONDS", 10.0)
 
+# --- schema registry (docs/schemas.md) ---------------------------------------------------------
+# Refuse appends of event types that have no registered schema.
+SCHEMA_REQUIRED = env_bool("SCHEMA_REQUIRED", False)
+# How long a process trusts its copy of "latest version of each subject" (changes made by another
+# process are seen after at most this long; changes made by this process at once).
+SCHEMA_CACHE_SECONDS = env_float("SCHEMA_CACHE_SECONDS", 1.0)
+SCHEMA_MAX_BYTES = env_int("SCHEMA_MAX_BYTES", 256 * 1024, minimum=64)
+SCHEMA_MAX_DEPTH = env_int("SCHEMA_MAX_DEPTH", 32, minimum=2, maximum=200)
+
 # --- database ----------------------------------------------------------------------------------
 DATABASE_URL = env_url(
     "DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/flunq_events", ["postgres", "postgresql"]
 )
 DATABASES = {
-    "default": dj_database_url.parse(
-        DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60, minimum=0)
-    )
+    "default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60, minimum=0))
 }
 DATABASES["default"]["OPTIONS"] = {
     # A stuck client must not hold the global horizon back (design: the horizon is cluster-wide).
@@ -92,6 +128,7 @@ INSTALLED_APPS = [
     "streams",
     "subscriptions",
     "schemas",
+    "relay",
 ]
 
 MIDDLEWARE = [
@@ -176,3 +213,9 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {"django.db.backends": {"level": "INFO"}},
 }
+
+# --- benchmarks --------------------------------------------------------------------------------
+# Mounts POST /bench/noop: a DRF view that does nothing, behind the same authentication and
+# permission stack as the API, so `python -m bench` can measure the framework's own cost on the
+# real server. Never on in a deployment.
+BENCH_NOOP_VIEW = env_bool("BENCH_NOOP_VIEW", False)

@@ -1,5 +1,6 @@
 """URL map of the service. API under /api/v1/, OpenAPI at /api/schema/, docs at /api/docs/."""
 
+from django.conf import settings
 from django.contrib import admin
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
@@ -24,6 +25,11 @@ urlpatterns = [
     path("readyz", readyz),
     path("admin/", admin.site.urls),
 ]
+
+if settings.BENCH_NOOP_VIEW:
+    from bench.noop import NoOpView
+
+    urlpatterns.append(path("bench/noop", NoOpView.as_view(), name="bench-noop"))
 
 handler404 = "flunq_events.api.handler404"
 handler500 = "flunq_events.api.handler500"

@@ -35,7 +35,9 @@ def _check_metadata(values: dict[str, Any]) -> dict[str, Any]:
     clean: dict[str, Any] = {}
     for key in ("max_age", "max_count"):
         value = values.get(key)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 2**31):
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 2**31
+        ):
             raise InvalidRequest(f"{key} must be a positive integer below 2^31", field=key)
         clean[key] = value
     metadata = values.get("metadata", {})

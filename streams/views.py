@@ -10,7 +10,12 @@ from rest_framework.views import APIView
 from events.selectors import get_stream
 from flunq_events import params
 from flunq_events.errors import InvalidRequest
-from flunq_events.openapi import ErrorSerializer, StreamCreateSerializer, StreamListSerializer, StreamSerializer
+from flunq_events.openapi import (
+    ErrorSerializer,
+    StreamCreateSerializer,
+    StreamListSerializer,
+    StreamSerializer,
+)
 from streams.models import Stream
 from streams.services import create_stream, delete_stream, stream_as_dict
 
@@ -76,7 +81,9 @@ class StreamsView(APIView):
 class StreamDetailView(APIView):
     required_scopes = {"GET": "events:read", "DELETE": "admin"}
 
-    @extend_schema(summary="One stream's state", responses={200: StreamSerializer, 404: ErrorSerializer, **ERRORS})
+    @extend_schema(
+        summary="One stream's state", responses={200: StreamSerializer, 404: ErrorSerializer, **ERRORS}
+    )
     def get(self, request, stream: str):
         params.reject_unknown(request.query_params, [])
         return Response(stream_as_dict(get_stream(stream, include_deleted=True)))

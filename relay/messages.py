@@ -1,0 +1,100 @@
+"""Events as the relay reads them from the log and hands them to a backend.
+
+``read_batch`` reads after a checkpoint up to the safe horizon (``events.horizon``), so the relay
+never passes an event that a transaction still in flight will commit later with a lower position.
+Each row becomes a ``RelayEvent`` that carries both shapes the bindings need: the structured
+CloudEvent (JSON with ``data`` inline) and the attributes + raw data body of binary mode.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+from django.db import connection
+
+from events import horizon as horizon_
+from events.selectors import COLUMNS, to_cloudevent
+
+
+@dataclass(slots=True)
+class RelayEvent:
+    position: int
+    id: str
+    source: str
+    type: str
+    stream: str
+    recordedtime: datetime
+    # The CloudEvent's attributes (server extensions included), without data.
+    attributes: dict[str, Any]
+    # The data as sent on the wire in binary mode: JSON text, or the decoded bytes of data_base64.
+    data: bytes | None
+    data_is_base64: bool
+
+    def structured(self) -> bytes:
+        """The event in CloudEvents JSON format (``application/cloudevents+json``)."""
+        event = dict(self.attributes)
+        if self.data is not None:
+            if self.data_is_base64:
+                event["data_base64"] = base64.b64encode(self.data).decode("ascii")
+            else:
+                event["data"] = orjson.Fragment(self.data)
+        return orjson.dumps(event)
+
+    def attribute_text(self) -> dict[str, str]:
+        """Every attribute as a string (for headers and Redis fields), times in RFC 3339."""
+        out = {}
+        for name, value in self.attributes.items():
+            if isinstance(value, str):
+                out[name] = value
+            elif isinstance(value, datetime):
+                out[name] = value.isoformat().replace("+00:00", "Z")
+            elif isinstance(value, bool):
+                out[name] = "true" if value else "false"
+            elif isinstance(value, int | float):
+                out[name] = str(value)
+            else:
+                out[name] = orjson.dumps(value).decode()
+        return out
+
+
+def from_row(row: tuple) -> RelayEvent:
+    data_text, data_base64 = row[11], row[12]
+    attributes = to_cloudevent(row)
+    attributes.pop("data", None)
+    attributes.pop("data_base64", None)
+    if data_base64 is not None:
+        data, is_base64 = bytes(data_base64), True
+    elif data_text is not None:
+        data, is_base64 = data_text.encode(), False
+    else:
+        data, is_base64 = None, False
+    return RelayEvent(
+        position=row[0],
+        id=row[3],
+        source=row[4],
+        type=row[6],
+        stream=row[1],
+        recordedtime=row[-1],
+        attributes=attributes,
+        data=data,
+        data_is_base64=is_base64,
+    )
+
+
+def read_batch(after: int, limit: int) -> tuple[list[RelayEvent], int]:
+    """Events with ``after < position <= horizon`` in position order, and the horizon used."""
+    upper = horizon_.current()
+    if upper <= after:
+        return [], upper
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f'SELECT {COLUMNS} FROM flunq_events WHERE "position" > %s AND "position" <= %s '
+            'ORDER BY "position" LIMIT %s',
+            [after, upper, limit],
+        )
+        rows = cursor.fetchall()
+    return [from_row(row) for row in rows], upper

@@ -1,0 +1,181 @@
+"""Check a JSON Schema document before it is registered, and give it its canonical form.
+
+``check_document(value)`` refuses, with an ``InvalidSchema`` (422) that names the problem and where:
+
+- anything that is not a JSON object (a top-level boolean schema is refused too: use ``{}``);
+- a schema larger than ``SCHEMA_MAX_BYTES`` (canonical JSON) or nested deeper than
+  ``SCHEMA_MAX_DEPTH``;
+- an unknown ``$schema``: draft 2020-12 (the default when ``$schema`` is absent) and draft 7 are
+  accepted;
+- a document the draft's metaschema rejects (checked with jsonschema's validator for that draft);
+- a ``pattern`` or ``patternProperties`` key that is not a valid regular expression;
+- a ``$ref``/``$dynamicRef`` that is not local (``#...``): remote references are never fetched;
+  a local one that does not resolve.
+
+``canonical(document)`` is the compact, key-sorted JSON text that identifies a schema: the same
+schema registered twice (or under two subjects) gets the same global id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import jsonschema
+import orjson
+import referencing
+import referencing.exceptions
+from django.conf import settings
+from jsonschema.validators import Draft7Validator, Draft202012Validator
+from referencing.jsonschema import DRAFT7, DRAFT202012
+
+from flunq_events.jsonutil import JSONError, check_value
+from schemas.errors import InvalidSchema
+
+DRAFTS: dict[str, tuple[type[jsonschema.protocols.Validator], referencing.Specification]] = {
+    "https://json-schema.org/draft/2020-12/schema": (Draft202012Validator, DRAFT202012),
+    "http://json-schema.org/draft-07/schema": (Draft7Validator, DRAFT7),
+}
+DEFAULT_DRAFT = "https://json-schema.org/draft/2020-12/schema"
+ACCEPTED_DRAFTS = (
+    "https://json-schema.org/draft/2020-12/schema",
+    "http://json-schema.org/draft-07/schema#",
+)
+
+# Keywords whose values are data, not schemas: a "$ref" inside them is not a reference.
+_DATA_KEYWORDS = frozenset({"enum", "const", "default", "examples", "example"})
+# Keywords whose values map names to schemas: the names are not keywords.
+_SCHEMA_MAPS = frozenset({"properties", "patternProperties", "$defs", "definitions", "dependentSchemas"})
+_REF_KEYWORDS = ("$ref", "$dynamicRef")
+
+
+def draft_of(document: dict) -> str:
+    """The normalised ``$schema`` URI of an accepted draft; raises InvalidSchema for others."""
+    declared = document.get("$schema", DEFAULT_DRAFT)
+    if not isinstance(declared, str):
+        raise InvalidSchema("$schema must be a string URI", pointer="/$schema")
+    normal = declared.rstrip("#")
+    if normal == "https://json-schema.org/draft-07/schema":
+        normal = "http://json-schema.org/draft-07/schema"
+    if normal == "http://json-schema.org/draft/2020-12/schema":
+        normal = DEFAULT_DRAFT
+    if normal not in DRAFTS:
+        raise InvalidSchema(
+            f"unknown $schema {declared[:200]!r}: accepted drafts are {', '.join(ACCEPTED_DRAFTS)}",
+            pointer="/$schema",
+            accepted=list(ACCEPTED_DRAFTS),
+        )
+    return normal
+
+
+def validator_class(document: dict) -> type[jsonschema.protocols.Validator]:
+    return DRAFTS[draft_of(document)][0]
+
+
+def registry_for(document: dict) -> referencing.Registry:
+    """A registry holding only ``document``: nothing is ever retrieved from elsewhere."""
+    specification = DRAFTS[draft_of(document)][1]
+    resource = specification.create_resource(document)
+    return referencing.Registry().with_resource(resource.id() or "", resource)
+
+
+def canonical(document: Any) -> str:
+    return orjson.dumps(document, option=orjson.OPT_SORT_KEYS).decode()
+
+
+def fingerprint(canonical_text: str) -> str:
+    return hashlib.sha256(canonical_text.encode()).hexdigest()
+
+
+def pointer(parts) -> str:
+    return "".join("/" + str(part).replace("~", "~0").replace("/", "~1") for part in parts)
+
+
+def check_document(value: Any) -> dict:
+    """``value`` if it is a schema this registry accepts; raises InvalidSchema naming the problem."""
+    if not isinstance(value, dict):
+        kind = "a boolean" if isinstance(value, bool) else type(value).__name__
+        raise InvalidSchema(
+            f"a schema must be a JSON object, got {kind}",
+            pointer="",
+        )
+    try:
+        check_value(value, max_depth=settings.SCHEMA_MAX_DEPTH)
+    except JSONError as exc:
+        raise InvalidSchema(f"schema refused: {exc}", limit=settings.SCHEMA_MAX_DEPTH) from None
+    size = len(canonical(value))
+    if size > settings.SCHEMA_MAX_BYTES:
+        raise InvalidSchema(
+            f"the schema is {size} bytes of JSON; at most {settings.SCHEMA_MAX_BYTES} are accepted",
+            limit=settings.SCHEMA_MAX_BYTES,
+        )
+    cls = validator_class(value)
+    error = jsonschema.exceptions.best_match(cls(cls.META_SCHEMA).iter_errors(value))
+    if error is not None:
+        where = pointer(error.absolute_path)
+        raise InvalidSchema(
+            f"not a valid {draft_of(value)} schema at {where or '/'}: {_short(error.message)}",
+            pointer=where,
+            keyword=error.validator,
+        )
+    _check_patterns_and_refs(value)
+    return value
+
+
+def _walk(node: Any, path: tuple) -> Iterator[tuple[dict, tuple]]:
+    """Every schema object in ``node`` with its path, skipping data-valued keywords."""
+    stack = [(node, path)]
+    while stack:
+        item, where = stack.pop()
+        if isinstance(item, list):
+            stack.extend((child, (*where, index)) for index, child in enumerate(item))
+            continue
+        if not isinstance(item, dict):
+            continue
+        yield item, where
+        for key, child in item.items():
+            if key in _DATA_KEYWORDS:
+                continue
+            if key in _SCHEMA_MAPS and isinstance(child, dict):
+                stack.extend((sub, (*where, key, name)) for name, sub in child.items())
+            elif isinstance(child, dict | list):
+                stack.append((child, (*where, key)))
+
+
+def _check_patterns_and_refs(document: dict) -> None:
+    resolver = registry_for(document).resolver(base_uri=document.get("$id", "") or "")
+    for node, where in _walk(document, ()):
+        regexes = []
+        if isinstance(node.get("pattern"), str):
+            regexes.append((node["pattern"], (*where, "pattern")))
+        if isinstance(node.get("patternProperties"), dict):
+            regexes.extend((key, (*where, "patternProperties", key)) for key in node["patternProperties"])
+        for regex, at in regexes:
+            try:
+                re.compile(regex)
+            except re.error as exc:
+                raise InvalidSchema(
+                    f"{pointer(at)}: {regex[:100]!r} is not a valid regular expression: {exc}",
+                    pointer=pointer(at),
+                ) from None
+        for keyword in _REF_KEYWORDS:
+            ref = node.get(keyword)
+            if not isinstance(ref, str):
+                continue
+            at = pointer((*where, keyword))
+            if not ref.startswith("#"):
+                raise InvalidSchema(
+                    f"{at}: {ref[:200]!r} is not a local reference; only references into this "
+                    "document ('#/$defs/...') are allowed, remote schemas are never fetched",
+                    pointer=at,
+                )
+            try:
+                resolver.lookup(ref)
+            except referencing.exceptions.Unresolvable:
+                raise InvalidSchema(f"{at}: {ref[:200]!r} does not resolve in this document", pointer=at) from None
+
+
+def _short(message: str, limit: int = 300) -> str:
+    return message if len(message) <= limit else message[:limit] + "..."

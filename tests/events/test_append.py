@@ -1,0 +1,207 @@
+"""The append service: versions, expected versions, idempotency, atomic batches."""
+
+from __future__ import annotations
+
+import threading
+
+import orjson
+import psycopg
+import pytest
+from django.db import connection
+
+from events import selectors, services
+from flunq_events.errors import (
+    DuplicateEventConflict,
+    InvalidEvent,
+    InvalidRequest,
+    StreamDeleted,
+    WrongExpectedVersion,
+)
+from streams.models import Stream
+from streams.services import create_stream, delete_stream
+from tests.conftest import database_url_of_test_db
+from tests.events.helpers import new_event
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_versions_are_dense_from_zero_and_positions_increase():
+    results = [services.append_one(new_event(executionid="x1")) for _ in range(5)]
+    assert [r.version for r in results] == [0, 1, 2, 3, 4]
+    assert all(r.stream == "execution-x1" for r in results)
+    positions = [r.position for r in results]
+    assert positions == sorted(positions) and len(set(positions)) == 5
+    stream = Stream.objects.get(name="execution-x1")
+    assert stream.last_version == 4 and stream.category == "execution"
+
+
+@pytest.mark.parametrize(
+    ("attributes", "stream"),
+    [
+        ({"executionid": "e7", "workflowid": "w1"}, "execution-e7"),
+        ({"workflowid": "w1"}, "workflow-w1"),
+        ({}, "task"),
+        ({"type": "io.flunq.workflow.execution.started"}, "workflow.execution"),
+        ({"type": "ping"}, "ping"),
+    ],
+)
+def test_stream_derivation(attributes, stream):
+    type_ = attributes.pop("type", "task.completed")
+    assert services.append_one(new_event(type_, **attributes)).stream == stream
+
+
+def test_expected_version_rules():
+    event = new_event
+    services.append([event()], stream="orders-1", expected_version=services.NO_STREAM)
+    with pytest.raises(WrongExpectedVersion) as error:
+        services.append([event()], stream="orders-1", expected_version=services.NO_STREAM)
+    assert error.value.extra == {"stream": "orders-1", "expected_version": "no_stream", "actual_version": 0}
+    services.append([event()], stream="orders-1", expected_version="0")
+    services.append([event()], stream="orders-1", expected_version=services.STREAM_EXISTS)
+    with pytest.raises(WrongExpectedVersion):
+        services.append([event()], stream="orders-2", expected_version=services.STREAM_EXISTS)
+    with pytest.raises(WrongExpectedVersion) as error:
+        services.append([event()], stream="orders-1", expected_version="1")
+    assert error.value.extra["actual_version"] == 2
+    services.append([event()], stream="orders-1", expected_version=services.ANY)
+
+
+def test_parse_expected_version():
+    assert services.parse_expected_version(None) == "any"
+    assert services.parse_expected_version("No_Stream") == "no_stream"
+    assert services.parse_expected_version(3) == "3"
+    for bad in ("-1", "x", "1.5", "99999999999999999999", True):
+        with pytest.raises(InvalidRequest):
+            services.parse_expected_version(bad)
+
+
+def test_concurrent_appends_with_the_same_expected_version_exactly_one_wins():
+    services.append([new_event()], stream="race-1")
+    url = database_url_of_test_db()
+    barrier = threading.Barrier(8)
+    outcomes: list[str] = []
+
+    def writer(n: int) -> None:
+        # Real concurrent connections, each its own transaction.
+        with psycopg.connect(url, autocommit=True) as conn:
+            barrier.wait()
+            row = new_event().row("race-1")
+            try:
+                conn.execute("SELECT * FROM flunq_append(%s::jsonb, '0')", [orjson.dumps([row]).decode()])
+                outcomes.append("won")
+            except psycopg.Error as exc:
+                outcomes.append(exc.sqlstate)
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == ["FQ002"] * 7 + ["won"]
+    assert Stream.objects.get(name="race-1").last_version == 1
+
+
+def test_idempotent_retry_returns_the_original():
+    event = new_event(workflowid="w9", data={"a": 1})
+    first = services.append_one(event)
+    again = services.append_one(new_event(workflowid="w9", data={"a": 1}, id=event.id))
+    assert again.duplicate and not first.duplicate
+    assert (again.position, again.version, again.stream) == (first.position, first.version, first.stream)
+    assert Stream.objects.get(name="workflow-w9").last_version == 0
+
+
+def test_same_id_with_different_content_is_a_conflict():
+    event = new_event(data={"a": 1})
+    services.append_one(event)
+    with pytest.raises(DuplicateEventConflict):
+        services.append_one(new_event(data={"a": 2}, id=event.id))
+    with pytest.raises(DuplicateEventConflict):  # same event, other stream
+        services.append([new_event(data={"a": 1}, id=event.id)], stream="elsewhere")
+
+
+def test_batch_is_atomic():
+    existing = services.append_one(new_event(executionid="b1"))
+    batch = [new_event(executionid="b1"), new_event(executionid="b1")]
+    with pytest.raises(WrongExpectedVersion):
+        services.append(batch, expected_version="5")
+    assert Stream.objects.get(name="execution-b1").last_version == existing.version
+    result = services.append(batch)
+    assert [r.version for r in result.events] == [1, 2]
+    assert result.events[1].position == result.events[0].position + 1
+
+
+def test_batch_mixing_new_and_stored_events_is_refused():
+    stored = new_event()
+    services.append_one(stored)
+    with pytest.raises(DuplicateEventConflict):
+        services.append([new_event(id=stored.id), new_event()])
+
+
+def test_batch_spanning_streams_locks_each_and_numbers_each():
+    result = services.append(
+        [new_event(executionid="m1"), new_event(executionid="m2"), new_event(executionid="m1")]
+    )
+    assert [(r.stream, r.version) for r in result.events] == [
+        ("execution-m1", 0),
+        ("execution-m2", 0),
+        ("execution-m1", 1),
+    ]
+    with pytest.raises(InvalidRequest):
+        services.append([new_event(executionid="m1"), new_event(executionid="m2")], expected_version="1")
+
+
+def test_duplicate_ids_inside_one_batch_are_refused():
+    event = new_event()
+    with pytest.raises(InvalidRequest):
+        services.append([event, new_event(id=event.id)])
+
+
+def test_deleted_stream_refuses_appends_until_recreated():
+    services.append([new_event()], stream="cart-1")
+    delete_stream("cart-1")
+    with pytest.raises(StreamDeleted):
+        services.append([new_event()], stream="cart-1")
+    create_stream("cart-1")
+    result = services.append_one(new_event(), stream="cart-1")
+    assert result.version == 1  # versions continue; old events are hidden from stream reads
+    page = selectors.read_stream("cart-1", from_version=None, limit=10)
+    assert [e["version"] for e in page.events] == [1]
+
+
+def test_invalid_stream_name_is_refused():
+    with pytest.raises(InvalidEvent):
+        services.append([new_event()], stream="has space")
+    with pytest.raises(InvalidEvent):
+        services.append_one(new_event(executionid="a/b"))
+
+
+def test_events_are_append_only_in_the_database():
+    services.append_one(new_event(executionid="ro"))
+    with connection.cursor() as cursor:
+        for statement in ("UPDATE flunq_events SET type = 'x'", "DELETE FROM flunq_events"):
+            with pytest.raises(Exception, match="append-only"):
+                cursor.execute(statement)
+    assert (
+        selectors.read_stream("execution-ro", from_version=None, limit=5).events[0]["type"]
+        == "task.completed"
+    )
+
+
+def test_purge_removes_only_a_deleted_streams_events():
+    from streams.services import purge_stream
+
+    services.append([new_event(), new_event()], stream="tmp-1")
+    services.append_one(new_event(), stream="keep-1")
+    with pytest.raises(Exception, match="only a deleted stream"):
+        purge_stream("tmp-1")
+    delete_stream("tmp-1")
+    assert purge_stream("tmp-1") == 2
+    assert selectors.read_stream("keep-1", from_version=None, limit=5).events
+
+
+def test_append_inside_a_transaction_must_be_its_first_write():
+    from django.db import transaction
+
+    with pytest.raises(InvalidRequest), transaction.atomic():
+        Stream.objects.create(name="first-write", category="first")
+        services.append_one(new_event())

@@ -1,0 +1,194 @@
+"""Bad input gets a 4xx with a JSON body naming the problem: never a 500, never a partial write."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+
+from events.models import Event
+from tests.events.helpers import cloudevent
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def raw_post(api, body: bytes | str, content_type="application/json", path="/api/v1/events", **extra):
+    return api.generic("POST", path, body, content_type=content_type, **extra)
+
+
+def assert_refused(response, status: int, *words: str) -> dict:
+    assert response.status_code == status, response.content
+    body = response.json()
+    assert set(body) >= {"error", "message"}
+    for word in words:
+        assert word in json.dumps(body), (word, body)
+    assert Event.objects.count() == 0, "nothing may be written"
+    return body
+
+
+EVENT = json.dumps(cloudevent())[:-1]  # to splice raw JSON values into
+
+
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        (b"{not json", ["invalid JSON"]),
+        (b"", ["empty"]),
+        (EVENT + ', "data": NaN}', ["NaN"]),
+        (EVENT + ', "data": [Infinity]}', ["Infinity"]),
+        (EVENT + ', "data": -Infinity}', ["Infinity"]),
+        (EVENT + ', "data": ' + "9" * 5000 + "}", ["64-bit"]),
+        (EVENT + ', "data": 9223372036854775808}', ["64-bit"]),
+        (EVENT + ', "data": 1e999}', ["too large"]),
+        (EVENT + ', "data": "a\\u0000b"}', ["\\\\u0000", "/data"]),
+        (EVENT + ', "data": {"k\\u0000": 1}}', ["\\\\u0000", "key"]),
+        (EVENT + ', "data": "\\ud800"}', ["surrogate"]),
+        (b'{"a": "\xff"}', ["UTF-8"]),
+        (EVENT + ', "data": ' + "[" * 100_000 + "]" * 100_000 + "}", ["nested"]),
+        (EVENT + ', "data": ' + "[" * 100 + "]" * 100 + "}", ["nested"]),
+        (b"42", ["JSON object"]),
+    ],
+    ids=[
+        "invalid",
+        "empty",
+        "nan",
+        "infinity",
+        "minus-infinity",
+        "5000-digits",
+        "int64-overflow",
+        "float-overflow",
+        "nul-in-string",
+        "nul-in-key",
+        "lone-surrogate",
+        "bad-utf8",
+        "deep-100000",
+        "deep-100",
+        "not-an-object",
+    ],
+)
+def test_malformed_bodies(api, body, words):
+    assert_refused(raw_post(api, body), 400, *words)
+
+
+@pytest.mark.parametrize(
+    ("change", "status", "words"),
+    [
+        ({"id": None}, 400, ["/id", "missing"]),
+        ({"source": None}, 400, ["/source"]),
+        ({"type": None}, 400, ["/type"]),
+        ({"specversion": None}, 400, ["/specversion"]),
+        ({"specversion": "0.3"}, 400, ["/specversion", "1.0"]),
+        ({"id": ""}, 400, ["/id", "empty"]),
+        ({"type": 7}, 400, ["/type", "string"]),
+        ({"time": "yesterday"}, 400, ["/time", "RFC 3339"]),
+        ({"time": "2026-02-30T10:00:00Z"}, 400, ["/time"]),
+        ({"position": 5}, 400, ["/position", "server"]),
+        ({"stream": "x"}, 400, ["/stream", "server"]),
+        ({"Bad-Name": "x"}, 400, ["Bad-Name", "lowercase"]),
+        ({"nested": {"a": 1}}, 400, ["/nested", "extension"]),
+        ({"data": 1, "data_base64": "AA=="}, 400, ["data_base64"]),
+        ({"data_base64": "!!"}, 400, ["base64"]),
+        ({"executionid": "a b"}, 400, ["stream name"]),
+        ({"id": "x" * 3000}, 400, ["/id", "longer"]),
+    ],
+)
+def test_invalid_events(api, change, status, words):
+    event = {**cloudevent(), **change}
+    event = {k: v for k, v in event.items() if v is not None}
+    assert_refused(raw_post(api, json.dumps(event)), status, *words)
+
+
+def test_one_bad_event_refuses_the_whole_batch(api):
+    batch = [cloudevent(), cloudevent(), {**cloudevent(), "specversion": "2.0"}]
+    assert_refused(raw_post(api, json.dumps(batch)), 400, "/2/specversion")
+
+
+def test_batch_limits(api, settings):
+    settings.MAX_BATCH_EVENTS = 3
+    assert_refused(raw_post(api, json.dumps([cloudevent() for _ in range(4)])), 400, "at most 3")
+    assert_refused(raw_post(api, "[]"), 400, "empty")
+    assert_refused(raw_post(api, "{}", content_type="application/cloudevents-batch+json"), 400, "array")
+    same = cloudevent()
+    assert_refused(raw_post(api, json.dumps([same, same])), 400, "twice")
+
+
+def test_unsupported_media_type(api):
+    assert_refused(raw_post(api, "x", content_type="text/plain"), 415, "Content-Type")
+
+
+@pytest.mark.parametrize(
+    ("query", "words"),
+    [
+        ("limit=0", ["limit"]),
+        ("limit=100000", ["limit"]),
+        ("limit=abc", ["limit", "integer"]),
+        ("after=-1", ["after"]),
+        ("after=" + "9" * 30, ["after"]),
+        ("since=not-a-time", ["since"]),
+        ("types=task.started", ["unknown", "types"]),
+        ("min_position=x", ["min_position"]),
+    ],
+)
+def test_bad_query_parameters(api, query, words):
+    assert_refused(api.get(f"/api/v1/events?{query}"), 400, *words)
+
+
+def test_bad_expected_version_and_stream(api):
+    assert_refused(
+        raw_post(api, json.dumps(cloudevent()), path="/api/v1/events?expected_version=soon"),
+        400,
+        "expected_version",
+    )
+    assert_refused(
+        raw_post(api, json.dumps(cloudevent()), path="/api/v1/events?stream=a%20b"), 400, "stream name"
+    )
+    assert_refused(raw_post(api, json.dumps(cloudevent()), path="/api/v1/events?colour=red"), 400, "colour")
+
+
+def test_unknown_ids_and_streams(api):
+    assert_refused(api.get("/api/v1/events/unknown"), 404, "unknown")
+    assert_refused(api.get("/api/v1/streams/unknown"), 404, "unknown")
+    assert_refused(api.get("/api/v1/streams/unknown/events"), 404, "unknown")
+    assert_refused(api.get("/api/v1/nothing-here"), 404, "no route")
+
+
+def test_stale_expected_version(api):
+    raw_post(api, json.dumps(cloudevent()), path="/api/v1/streams/s-1/events")
+    response = raw_post(api, json.dumps(cloudevent()), path="/api/v1/streams/s-1/events?expected_version=3")
+    assert response.status_code == 409
+    assert response.json()["actual_version"] == 0 and response.json()["expected_version"] == "3"
+
+
+def test_bad_stream_bodies(api):
+    for body, words in [
+        ("[]", ["object"]),
+        ('{"name": 5}', ["name"]),
+        ('{"name": "ok-1", "colour": "red"}', ["colour"]),
+        ('{"name": "ok-1", "max_age": -5}', ["max_age"]),
+        ('{"name": "ok-1", "metadata": [1]}', ["metadata"]),
+        ('{"name": "bad name"}', ["stream name"]),
+        ("{oops", ["JSON"]),
+    ]:
+        assert_refused(raw_post(api, body, path="/api/v1/streams"), 400, *words)
+
+
+def test_body_limit_on_the_real_server_with_and_without_content_length(live_server_factory):
+    server = live_server_factory(AUTH_REQUIRED="false", MAX_BODY_BYTES="2048")
+    big = json.dumps({**cloudevent(), "data": "x" * 5000}).encode()
+    declared = httpx.post(
+        server.url + "/api/v1/events", content=big, headers={"content-type": "application/json"}
+    )
+    assert declared.status_code == 413 and declared.json()["error"] == "payload_too_large"
+
+    def chunks():
+        for start in range(0, len(big), 500):
+            yield big[start : start + 500]
+
+    chunked = httpx.post(
+        server.url + "/api/v1/events", content=chunks(), headers={"content-type": "application/json"}
+    )
+    assert chunked.status_code == 413 and chunked.json()["limit"] == 2048
+    small = httpx.post(server.url + "/api/v1/events", json=cloudevent())
+    assert small.status_code == 201
+    assert Event.objects.count() == 1

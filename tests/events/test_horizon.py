@@ -1,0 +1,119 @@
+"""The safe horizon: a global reader never skips an event that commits late with a lower position."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import orjson
+import psycopg
+import pytest
+
+from events import horizon, selectors, services
+from tests.conftest import database_url_of_test_db
+from tests.events.helpers import new_event
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def open_append(stream: str) -> tuple[psycopg.Connection, int]:
+    """Append on a separate connection and keep its transaction open; returns it and the position."""
+    conn = psycopg.connect(database_url_of_test_db())
+    row = new_event().row(stream)
+    position = conn.execute(
+        "SELECT o_position FROM flunq_append(%s::jsonb)", [orjson.dumps([row]).decode()]
+    ).fetchone()[0]
+    return conn, position
+
+
+def test_a_held_transaction_holds_back_every_later_position():
+    before = horizon.current()
+    held, low = open_append("held-1")
+    try:
+        later = services.append_one(new_event(), stream="other-1")
+        assert later.position > low
+        # The later event is committed, but the reader must not pass the held position.
+        assert horizon.current() < low
+        page = selectors.read_all(before, 100)
+        assert [e["position"] for e in page.events] == []
+        assert page.next_after < low
+        held.commit()
+        assert horizon.wait_for(later.position, timeout=5) >= later.position
+        page = selectors.read_all(before, 100)
+        assert [e["position"] for e in page.events] == [low, later.position]
+    finally:
+        held.close()
+
+
+def test_a_rolled_back_append_leaves_a_gap_that_readers_pass():
+    before = horizon.current()
+    held, _low = open_append("gone-1")
+    later = services.append_one(new_event(), stream="other-2")
+    held.rollback()
+    held.close()
+    assert horizon.wait_for(later.position, timeout=5) >= later.position
+    assert [e["position"] for e in selectors.read_all(before, 100).events] == [later.position]
+
+
+def test_wait_for_returns_when_the_horizon_arrives():
+    held, _low = open_append("held-2")
+    later = services.append_one(new_event(), stream="other-3")
+    timer = threading.Timer(0.2, held.commit)
+    timer.start()
+    try:
+        started = time.monotonic()
+        assert horizon.wait_for(later.position, timeout=10) >= later.position
+        assert time.monotonic() - started < 10
+    finally:
+        timer.join()
+        held.close()
+
+
+def test_concurrent_writers_with_rollbacks_never_make_a_reader_skip():
+    """8 writers (batches of 1-20, random rollbacks) against a reader following the cursor."""
+    url = database_url_of_test_db()
+    stop = threading.Event()
+    committed: list[int] = []
+    lock = threading.Lock()
+
+    def writer(seed: int) -> None:
+        import random
+
+        rng = random.Random(seed)
+        with psycopg.connect(url) as conn:
+            while not stop.is_set():
+                rows = [new_event().row(f"w{seed}-{rng.randint(0, 3)}") for _ in range(rng.randint(1, 20))]
+                result = conn.execute(
+                    "SELECT o_position FROM flunq_append(%s::jsonb)", [orjson.dumps(rows).decode()]
+                ).fetchall()
+                time.sleep(rng.random() * 0.005)  # keep the transaction open a little
+                if rng.random() < 0.2:
+                    conn.rollback()
+                else:
+                    conn.commit()
+                    with lock:
+                        committed.extend(r[0] for r in result)
+
+    start = horizon.current()
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    seen: list[int] = []
+    after = start
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline:
+        page = selectors.read_all(after, 500)
+        seen.extend(e["position"] for e in page.events)
+        after = page.next_after
+    stop.set()
+    for thread in threads:
+        thread.join()
+    while True:  # drain what committed after the deadline
+        page = selectors.read_all(after, 1000)
+        if not page.events and page.horizon >= max(committed):
+            break
+        seen.extend(e["position"] for e in page.events)
+        after = page.next_after
+    assert seen == sorted(seen)
+    assert sorted(seen) == sorted(committed)
+    assert len(committed) > 500
