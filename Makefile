@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 RUNTIME_STAMP := $(VENV)/.runtime-installed
 DEV_STAMP := $(VENV)/.dev-installed
 
-.PHONY: run test bench lint format install install-dev clean
+.PHONY: run test bench lint format install install-dev clean proto
 
 run: $(RUNTIME_STAMP)
 	$(BIN)/python -m flunq_events.launch
@@ -25,6 +25,10 @@ lint: $(DEV_STAMP)
 format: $(DEV_STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+
+# The gRPC stubs under grpc_api/generated/ are checked in; regenerate them after editing proto/.
+proto: $(RUNTIME_STAMP)
+	$(BIN)/python -m grpc_api.codegen
 
 install: $(RUNTIME_STAMP)
 install-dev: $(DEV_STAMP)

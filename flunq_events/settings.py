@@ -57,6 +57,7 @@ RELAY_READY_MAX_LAG_SECONDS = env_float("RELAY_READY_MAX_LAG_SECONDS", 0.0)
 REDIS_STREAM = env_str("REDIS_STREAM", "flunq:events")
 REDIS_STREAM_MAXLEN = env_int("REDIS_STREAM_MAXLEN", 10_000_000, minimum=0)
 KAFKA_TOPIC = env_str("KAFKA_TOPIC", "flunq.events")
+KAFKA_TOPIC_PARTITIONS = env_int("KAFKA_TOPIC_PARTITIONS", 6, minimum=1)
 KAFKA_SECURITY_PROTOCOL = env_choice(
     "KAFKA_SECURITY_PROTOCOL", ["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"], "PLAINTEXT"
 )
@@ -82,6 +83,36 @@ if PAGE_SIZE_DEFAULT > PAGE_SIZE_MAX:
     from django.core.exceptions import ImproperlyConfigured
 
     raise ImproperlyConfigured("PAGE_SIZE_DEFAULT: must not exceed PAGE_SIZE_MAX")
+
+# --- gRPC (grpc_api/) --------------------------------------------------------------------------
+# Larger requests are refused with RESOURCE_EXHAUSTED before they are decoded.
+GRPC_MAX_MESSAGE_BYTES = env_int("GRPC_MAX_MESSAGE_BYTES", 4 * 1024 * 1024, minimum=1024)
+# Threads that run the database work of gRPC calls (each holds one database connection).
+GRPC_DB_THREADS = env_int("GRPC_DB_THREADS", 8, minimum=1, maximum=256)
+# A Subscribe client that takes no message for this long is dropped with RESOURCE_EXHAUSTED and
+# the position to resume from, instead of being buffered without bound.
+GRPC_SUBSCRIBE_SEND_TIMEOUT_SECONDS = env_float("GRPC_SUBSCRIBE_SEND_TIMEOUT_SECONDS", 30.0, minimum=0.1)
+
+# --- snapshots ---------------------------------------------------------------------------------
+# Snapshots kept per stream and type label (older ones are removed on save); 0 keeps all.
+SNAPSHOT_RETENTION = env_int("SNAPSHOT_RETENTION", 3, minimum=0)
+
+# --- live feeds (live/, docs/live.md) ----------------------------------------------------------
+# Events a websocket/SSE client may have queued; a client further behind gets `resync` and is closed.
+LIVE_CLIENT_BUFFER = env_int("LIVE_CLIENT_BUFFER", 5000, minimum=1)
+# Events per log read while a client catches up, and per read of the per-process log tailer.
+LIVE_PAGE_SIZE = env_int("LIVE_PAGE_SIZE", 500, minimum=1, maximum=10_000)
+# An idle feed sends {"type": "heartbeat", "position": N} this often (0 turns it off).
+LIVE_HEARTBEAT_SECONDS = env_float("LIVE_HEARTBEAT_SECONDS", 15.0)
+# The tailer reads the log this often without a NOTIFY (NOTIFY can be lost); faster while the
+# horizon lags behind committed events (a transaction holding an xid is still open).
+LIVE_POLL_SECONDS = env_float("LIVE_POLL_SECONDS", 1.0, minimum=0.01)
+# Lifetime of a single-use websocket ticket from POST /api/v1/ws-tickets.
+LIVE_TICKET_SECONDS = env_int("LIVE_TICKET_SECONDS", 30, minimum=1, maximum=3600)
+# Largest client message (filter change, ack, ping) accepted on a websocket.
+LIVE_MAX_CLIENT_MESSAGE_BYTES = env_int("LIVE_MAX_CLIENT_MESSAGE_BYTES", 8192, minimum=256)
+# Threads (each with one database connection) for the feeds' catch-up reads and auth look-ups.
+LIVE_DB_THREADS = env_int("LIVE_DB_THREADS", 4, minimum=1, maximum=256)
 
 # --- auth --------------------------------------------------------------------------------------
 AUTH_REQUIRED = env_bool("AUTH_REQUIRED", True)
@@ -129,6 +160,9 @@ INSTALLED_APPS = [
     "subscriptions",
     "schemas",
     "relay",
+    "snapshots",
+    "grpc_api",
+    "live",
 ]
 
 MIDDLEWARE = [
@@ -202,6 +236,44 @@ SPECTACULAR_SETTINGS = {
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "SERVE_AUTHENTICATION": [],
 }
+
+# --- subscriptions (docs/subscriptions.md) ------------------------------------------------------
+# Hosts or CIDRs webhooks may reach although they resolve to loopback/private/link-local addresses.
+WEBHOOK_ALLOWED_HOSTS = env_list("WEBHOOK_ALLOWED_HOSTS", [])
+for _entry in WEBHOOK_ALLOWED_HOSTS:
+    import ipaddress as _ipaddress
+    import re as _re
+
+    try:
+        _ipaddress.ip_network(_entry.strip("[]"), strict=False)
+    except ValueError:
+        if not _re.fullmatch(r"[A-Za-z0-9_]([A-Za-z0-9_.-]{0,252})", _entry):
+            from django.core.exceptions import ImproperlyConfigured
+
+            raise ImproperlyConfigured(
+                f"WEBHOOK_ALLOWED_HOSTS: expected comma-separated host names or CIDRs, got {_entry!r}"
+            ) from None
+WEBHOOK_TIMEOUT_SECONDS = env_float("WEBHOOK_TIMEOUT_SECONDS", 15.0, minimum=0.1)
+# Seconds to wait after each failed attempt (the last value repeats), like Svix's schedule.
+try:
+    SUBSCRIPTION_RETRY_SCHEDULE = [
+        float(_value)
+        for _value in env_list("SUBSCRIPTION_RETRY_SCHEDULE", ["5", "300", "1800", "7200", "18000", "36000"])
+    ]
+    if not SUBSCRIPTION_RETRY_SCHEDULE or not all(0 <= _v <= 7 * 24 * 3600 for _v in SUBSCRIPTION_RETRY_SCHEDULE):
+        raise ValueError
+except ValueError:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured(
+        "SUBSCRIPTION_RETRY_SCHEDULE: expected comma-separated seconds between 0 and 604800, "
+        "e.g. 5,300,1800,7200,18000,36000"
+    ) from None
+SUBSCRIPTION_MAX_ATTEMPTS = env_int("SUBSCRIPTION_MAX_ATTEMPTS", 8, minimum=1, maximum=1000)
+WEBHOOK_DISABLE_AFTER_SECONDS = env_float("WEBHOOK_DISABLE_AFTER_SECONDS", 5 * 24 * 3600.0, minimum=1.0)
+PULL_LEASE_SECONDS = env_float("PULL_LEASE_SECONDS", 30.0, minimum=0.1)
+DELIVER_CONCURRENCY = env_int("DELIVER_CONCURRENCY", 16, minimum=1, maximum=512)
+DELIVER_POLL_SECONDS = env_float("DELIVER_POLL_SECONDS", 1.0, minimum=0.01)
 
 # --- logging -----------------------------------------------------------------------------------
 LOG_LEVEL = env_choice("LOG_LEVEL", ["DEBUG", "INFO", "WARNING", "ERROR"], "INFO")

@@ -7,6 +7,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from events.views import EventDetailView, EventsView, StreamEventsView
 from flunq_events.health import healthz, readyz
+from snapshots.views import LatestSnapshotView, SnapshotsView, StreamStateView
 from streams.views import StreamDetailView, StreamsView
 
 api = [
@@ -15,6 +16,9 @@ api = [
     path("api/v1/streams", StreamsView.as_view(), name="streams"),
     path("api/v1/streams/<str:stream>", StreamDetailView.as_view(), name="stream-detail"),
     path("api/v1/streams/<str:stream>/events", StreamEventsView.as_view(), name="stream-events"),
+    path("api/v1/streams/<str:stream>/snapshots", SnapshotsView.as_view(), name="stream-snapshots"),
+    path("api/v1/streams/<str:stream>/snapshots/latest", LatestSnapshotView.as_view(), name="stream-snapshot-latest"),
+    path("api/v1/streams/<str:stream>/state", StreamStateView.as_view(), name="stream-state"),
 ]
 
 urlpatterns = [

@@ -20,7 +20,9 @@ class Checkpoint(models.Model):
     last_published_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True, default="")
     last_error_at = models.DateTimeField(null=True, blank=True)
-    holder = models.CharField(max_length=200, blank=True, default="", help_text="host:pid of the active relay")
+    holder = models.CharField(
+        max_length=200, blank=True, default="", help_text="host:pid of the active relay"
+    )
     heartbeat_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

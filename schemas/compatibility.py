@@ -148,7 +148,9 @@ _VALIDATION = (_SCHEMA_ONE | _SCHEMA_LIST) - {"contentSchema"} | {
     "maxContains", "contentEncoding", "contentMediaType",
 }  # fmt: skip
 # In-place applicators whose evaluation feeds unevaluatedProperties/unevaluatedItems.
-_APPLICATORS = frozenset({"allOf", "anyOf", "oneOf", "not", "$ref", "if", "dependentSchemas", "dependencies", "contains"})
+_APPLICATORS = frozenset(
+    {"allOf", "anyOf", "oneOf", "not", "$ref", "if", "dependentSchemas", "dependencies", "contains"}
+)
 _INF = math.inf
 
 
@@ -209,7 +211,7 @@ def _types_of(s: dict) -> frozenset[str]:
 
 
 def _show_types(ts: frozenset[str]) -> str:
-    return "any" if ts == _ALL_TYPES else json.dumps(sorted(ts))
+    return "any" if ts >= _ALL_TYPES - {"integer"} else json.dumps(sorted(ts))
 
 
 def _accepts(types: frozenset[str], t: str) -> bool:
@@ -217,9 +219,9 @@ def _accepts(types: frozenset[str], t: str) -> bool:
 
 
 def _inter(a: frozenset[str], b: frozenset[str]) -> frozenset[str]:
-    # "number" includes the integers, so number & integer = integer.
-    extra = {"integer"} if ("integer" in a and "number" in b) or ("number" in a and "integer" in b) else set()
-    return (a & b) | extra
+    # "number" includes the integers: number & integer = integer, and {number, integer} = {number}.
+    both = (a & b) | ({"integer"} if ("integer" in a and "number" in b) or ("number" in a and "integer" in b) else set())
+    return frozenset(both - {"integer"} if "number" in both else both)
 
 
 def _trivial(s: Any) -> bool:
@@ -261,6 +263,14 @@ def _covers(w: Any, r: tuple, lower: bool) -> bool:
     if w[0] != r[0]:
         return w[0] > r[0] if lower else w[0] < r[0]
     return w[1] or not r[1]
+
+
+def _show_bound(b: Any, side: str) -> str:
+    if b is None:
+        return "none"
+    return (
+        ("> " if b[1] else ">= ") + _show(b[0]) if side == "min" else ("< " if b[1] else "<= ") + _show(b[0])
+    )
 
 
 def _frac(x: Any) -> Fraction:
@@ -316,7 +326,12 @@ def _arr_model(s: dict) -> tuple[list, Any, str, str]:
         prefix, pkw, rkw = [], "items", "items"
     if rkw in s:
         return prefix, s[rkw], pkw, rkw
-    return prefix, s.get("unevaluatedItems", True), pkw, "unevaluatedItems" if "unevaluatedItems" in s else rkw
+    return (
+        prefix,
+        s.get("unevaluatedItems", True),
+        pkw,
+        "unevaluatedItems" if "unevaluatedItems" in s else rkw,
+    )
 
 
 def _dependencies(s: dict) -> tuple[dict, dict]:
@@ -424,12 +439,12 @@ class _Root:
                     raise SchemaError(f"{loc}: {kw} is not supported")
             if "$ref" in s:
                 self.resolve(s["$ref"])
-            types = [s["type"]] if isinstance(s.get("type"), str) else s.get("type", [])
-            if not isinstance(types, list) or not set(types) <= _ALL_TYPES:
-                raise SchemaError(f"{loc}/type: unknown type {s['type']!r}")
-            for p in s.get("patternProperties", {}):
-                _regex(p)
             try:
+                types = [s["type"]] if isinstance(s.get("type"), str) else s.get("type", [])
+                if not isinstance(types, list) or not set(types) <= _ALL_TYPES:
+                    raise SchemaError(f"{loc}/type: unknown type {s['type']!r}")
+                for p in s.get("patternProperties", {}):
+                    _regex(p)
                 for k, v in s.items():
                     if k in _SCHEMA_ONE or (k == "items" and not isinstance(v, list)):
                         stack.append((v, _ptr(loc, k)))
@@ -512,10 +527,10 @@ class _Checker:
                 continue  # X and X is X; this also stops $ref cycles
             seen.add(n.loc)
             s = n.schema
-            if s is True or not isinstance(s, dict):
-                continue
             if s is False:
                 return None
+            if not isinstance(s, dict):
+                continue  # true
             if any(k in s for k in _APPLICATORS):
                 # unevaluated* depends on what the applicators evaluated; ignore it (safe).
                 s = {k: v for k, v in s.items() if k not in ("unevaluatedProperties", "unevaluatedItems")}
@@ -530,8 +545,6 @@ class _Checker:
             rest = {k: v for k, v in s.items() if k not in ("allOf", "not")}
             if any(k in _VALIDATION for k in rest):
                 conj.append(_Node(rest, n.loc))
-        if any(n.schema is False for n in w.conj):
-            return None
         return _W(tuple(conj), tuple(excl))
 
     def expand_reader(self, r: _Node, ptr: str) -> list[tuple[_Node, str]]:
@@ -555,7 +568,10 @@ class _Checker:
                 if not _trivial(sib):
                     todo.append((_Node(sib, n.loc + "|sib"), p))
                 continue
-            todo += [(_Node(m, _ptr(n.loc, "allOf", i)), _ptr(p, "allOf", i)) for i, m in enumerate(s.get("allOf", ()))]
+            todo += [
+                (_Node(m, _ptr(n.loc, "allOf", i)), _ptr(p, "allOf", i))
+                for i, m in enumerate(s.get("allOf", ()))
+            ]
             rest = {k: v for k, v in s.items() if k != "allOf"}
             if not _trivial(rest):
                 out.append((_Node(rest, n.loc), p))
@@ -638,7 +654,11 @@ class _Checker:
         if f.empty or (f.values is not None and not f.values):
             return []
         if r is False:
-            return [Difference(ptr, "TYPE_CHANGED", "reader schema is false: it rejects every value the writer allows")]
+            return [
+                Difference(
+                    ptr, "TYPE_CHANGED", "reader schema is false: it rejects every value the writer allows"
+                )
+            ]
         out = []
         rtypes = _types_of(r)
         bad = [t for t in sorted(f.types) if not _accepts(rtypes, t)]
@@ -665,11 +685,17 @@ class _Checker:
         if "array" in live:
             out += self.array(rn, w, f, ptr)
         if "format" in r and r["format"] not in f.formats:
-            kind, was = ("FORMAT_CHANGED", sorted(f.formats)) if f.formats else ("FORMAT_ADDED", "none")
-            out.append(Difference(_ptr(ptr, "format"), kind, f"format: writer {was} -> reader {_show(r['format'])}"))
+            kind, was = (
+                ("FORMAT_CHANGED", " / ".join(sorted(f.formats))) if f.formats else ("FORMAT_ADDED", "none")
+            )
+            out.append(
+                Difference(_ptr(ptr, "format"), kind, f"format: writer {was} -> reader {_show(r['format'])}")
+            )
         for kw in ("contentEncoding", "contentMediaType"):  # not modelled: must be unchanged
             if kw in r and not any(_key(c.schema.get(kw)) == _key(r[kw]) for c in w.conj):
-                out.append(Difference(_ptr(ptr, kw), "CONTENT_CHANGED", f"{kw} differs: reader {_show(r[kw])}"))
+                out.append(
+                    Difference(_ptr(ptr, kw), "CONTENT_CHANGED", f"{kw} differs: reader {_show(r[kw])}")
+                )
         return out + self.combinators(rn, w, ptr, alts)
 
     def enum(self, r: dict, f: _Facts, ptr: str) -> list[Difference]:
@@ -680,13 +706,21 @@ class _Checker:
             allowed = {_key(v) for v in (r["enum"] if kw == "enum" else [r["const"]])}
             shown = _show(r[kw])
             if f.values is None:
-                out.append(Difference(_ptr(ptr, kw), "ENUM_ARRAY_NARROWED", f"{kw}: writer any value -> reader {shown}"))
+                out.append(
+                    Difference(
+                        _ptr(ptr, kw), "ENUM_ARRAY_NARROWED", f"{kw}: writer any value -> reader {shown}"
+                    )
+                )
                 continue
             missing = [v for v in f.values if _key(v) not in allowed]
             if missing:
                 kind = "ENUM_ARRAY_CHANGED" if len(missing) == len(f.values) else "ENUM_ARRAY_NARROWED"
                 out.append(
-                    Difference(_ptr(ptr, kw), kind, f"{kw}: writer {_show(f.values)} -> reader {shown} (lost {_show(missing)})")
+                    Difference(
+                        _ptr(ptr, kw),
+                        kind,
+                        f"{kw}: writer {_show(f.values)} -> reader {shown} (lost {_show(missing)})",
+                    )
                 )
         return out
 
@@ -695,10 +729,20 @@ class _Checker:
         out = []
         if _is_num(r.get(lo_kw)) and r[lo_kw] > f.mins[lo_kw]:
             kind = f"MIN_{noun}_ADDED" if f.mins[lo_kw] == 0 else f"MIN_{noun}_INCREASED"
-            out.append(Difference(_ptr(ptr, lo_kw), kind, f"{lo_kw}: writer {_show(f.mins[lo_kw] or None)} -> reader {r[lo_kw]}"))
+            out.append(
+                Difference(
+                    _ptr(ptr, lo_kw),
+                    kind,
+                    f"{lo_kw}: writer {_show(f.mins[lo_kw] or None)} -> reader {r[lo_kw]}",
+                )
+            )
         if _is_num(r.get(hi_kw)) and r[hi_kw] < f.maxs[hi_kw]:
             kind = f"MAX_{noun}_ADDED" if f.maxs[hi_kw] == _INF else f"MAX_{noun}_DECREASED"
-            out.append(Difference(_ptr(ptr, hi_kw), kind, f"{hi_kw}: writer {_show(f.maxs[hi_kw])} -> reader {r[hi_kw]}"))
+            out.append(
+                Difference(
+                    _ptr(ptr, hi_kw), kind, f"{hi_kw}: writer {_show(f.maxs[hi_kw])} -> reader {r[hi_kw]}"
+                )
+            )
         return out
 
     def string(self, r: dict, f: _Facts, ptr: str) -> list[Difference]:
@@ -709,7 +753,9 @@ class _Checker:
                 # Regex inclusion is undecidable in practice: only an identical pattern is safe.
                 kind = "PATTERN_CHANGED" if f.patterns else "PATTERN_ADDED"
                 was = " / ".join(sorted(f.patterns)) or "none"
-                out.append(Difference(_ptr(ptr, "pattern"), kind, f"pattern: writer {was} -> reader {r['pattern']}"))
+                out.append(
+                    Difference(_ptr(ptr, "pattern"), kind, f"pattern: writer {was} -> reader {r['pattern']}")
+                )
         return out
 
     def number(self, r: dict, f: _Facts, ptr: str) -> list[Difference]:
@@ -721,10 +767,8 @@ class _Checker:
                 continue
             name = ("EXCLUSIVE_" if rb[1] else "") + ("MINIMUM" if side == "min" else "MAXIMUM")
             kind = f"{name}_ADDED" if wb is None else f"{name}_{verb}"
-            show = lambda b: "none" if b is None else f"{'>' if b[1] else '>='} {b[0]}"  # noqa: E731
-            if side == "max":
-                show = lambda b: "none" if b is None else f"{'<' if b[1] else '<='} {b[0]}"  # noqa: E731
-            out.append(Difference(_ptr(ptr, rb[2]), kind, f"{rb[2]}: writer {show(wb)} -> reader {show(rb)}"))
+            msg = f"{rb[2]}: writer {_show_bound(wb, side)} -> reader {_show_bound(rb, side)}"
+            out.append(Difference(_ptr(ptr, rb[2]), kind, msg))
         if _is_num(r.get("multipleOf")):
             m = _frac(r["multipleOf"])
             divides = lambda x: (_frac(x) / m).denominator == 1  # noqa: E731
@@ -742,7 +786,11 @@ class _Checker:
                 else:
                     kind = "MULTIPLE_OF_CHANGED"
                 was = _show(f.multiples[0]) if f.multiples else "none"
-                out.append(Difference(_ptr(ptr, "multipleOf"), kind, f"multipleOf: writer {was} -> reader {r['multipleOf']}"))
+                out.append(
+                    Difference(
+                        _ptr(ptr, "multipleOf"), kind, f"multipleOf: writer {was} -> reader {r['multipleOf']}"
+                    )
+                )
         return out
 
     # -- objects -------------------------------------------------------------------------------
@@ -754,7 +802,9 @@ class _Checker:
         for c in w.conj:
             props, pats, ap, kw = _obj_model(c.schema)
             hits = [_Node(props[name], _ptr(c.loc, "properties", name))] if name in props else []
-            hits += [_Node(s, _ptr(c.loc, "patternProperties", p)) for p, s in pats.items() if _matches(p, name)]
+            hits += [
+                _Node(s, _ptr(c.loc, "patternProperties", p)) for p, s in pats.items() if _matches(p, name)
+            ]
             if not hits and ap is False:
                 return None
             out += hits or [_Node(ap, _ptr(c.loc, kw))]
@@ -771,7 +821,13 @@ class _Checker:
                 unopen = self.for_name(w, name) is None
                 kind = f"REQUIRED_PROPERTY_ADDED_TO_{'UNOPEN' if unopen else 'OPEN'}_CONTENT_MODEL"
                 why = "never allowed it" if unopen else "did not require it"
-                out.append(Difference(_ptr(ptr, "properties", name), kind, f"required property {name!r} added; the writer {why}"))
+                out.append(
+                    Difference(
+                        _ptr(ptr, "properties", name),
+                        kind,
+                        f"required property {name!r} added; the writer {why}",
+                    )
+                )
             else:
                 msg = f"{name!r} became required: writer optional -> reader required"
                 out.append(Difference(_ptr(ptr, "required", name), "REQUIRED_ATTRIBUTE_ADDED", msg))
@@ -782,8 +838,16 @@ class _Checker:
             if not _trivial(r.get("propertyNames", True)):
                 # Names are strings, further limited by the writer's own propertyNames.
                 names = [_Node({"type": "string"}, "(names)")]
-                names += [_Node(c.schema["propertyNames"], _ptr(c.loc, "propertyNames")) for c in w.conj if "propertyNames" in c.schema]
-                out += self.cmp(_Node(r["propertyNames"], _ptr(rn.loc, "propertyNames")), _W(tuple(names)), _ptr(ptr, "propertyNames"))
+                names += [
+                    _Node(c.schema["propertyNames"], _ptr(c.loc, "propertyNames"))
+                    for c in w.conj
+                    if "propertyNames" in c.schema
+                ]
+                out += self.cmp(
+                    _Node(r["propertyNames"], _ptr(rn.loc, "propertyNames")),
+                    _W(tuple(names)),
+                    _ptr(ptr, "propertyNames"),
+                )
         finally:
             self.depth -= 1
         return out + self.dependencies(rn, w, f, ptr)
@@ -795,27 +859,49 @@ class _Checker:
             if ws is None or (name not in wprops and name in new_required):
                 continue  # the writer never sends it / already reported as a new required property
             wsub = _W(tuple(ws))
-            readers = [(_Node(rprops[name], _ptr(rn.loc, "properties", name)), _ptr(ptr, "properties", name))] if name in rprops else []
+            readers = (
+                [(_Node(rprops[name], _ptr(rn.loc, "properties", name)), _ptr(ptr, "properties", name))]
+                if name in rprops
+                else []
+            )
             readers += [
                 (_Node(s, _ptr(rn.loc, "patternProperties", p)), _ptr(ptr, "patternProperties", p))
                 for p, s in rpats.items()
                 if _matches(p, name)
             ]
             covered_by_pattern = len(readers) > (name in rprops)
-            readers = readers or [(_Node(rap, _ptr(rn.loc, "additionalProperties")), _ptr(ptr, "additionalProperties"))]
+            readers = readers or [
+                (_Node(rap, _ptr(rn.loc, "additionalProperties")), _ptr(ptr, "additionalProperties"))
+            ]
             found = [d for node, p in readers for d in self.cmp(node, wsub, p)]
             if not found:
                 continue
             here = _ptr(ptr, "properties", name)
             if name in rprops and name in wprops:
                 out += found  # the same property on both sides: report what changed inside it
-            elif name in rprops:  # added by the reader; the writer sent it via a pattern or additionalProperties
+            elif (
+                name in rprops
+            ):  # added by the reader; the writer sent it via a pattern or additionalProperties
                 open_ = all(_trivial(n.schema) for n in ws)
-                kind = "OPTIONAL_PROPERTY_ADDED_TO_OPEN_CONTENT_MODEL" if open_ else "PROPERTY_ADDED_NOT_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL"
-                out.append(Difference(here, kind, f"property {name!r} added but the writer could already send it: {found[0].message}"))
+                kind = (
+                    "OPTIONAL_PROPERTY_ADDED_TO_OPEN_CONTENT_MODEL"
+                    if open_
+                    else "PROPERTY_ADDED_NOT_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL"
+                )
+                out.append(
+                    Difference(
+                        here,
+                        kind,
+                        f"property {name!r} added but the writer could already send it: {found[0].message}",
+                    )
+                )
             else:  # removed by the reader, which now applies its pattern/additional schema
                 closed = rap is False and not covered_by_pattern
-                kind = "PROPERTY_REMOVED_FROM_CLOSED_CONTENT_MODEL" if closed else "PROPERTY_REMOVED_NOT_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL"
+                kind = (
+                    "PROPERTY_REMOVED_FROM_CLOSED_CONTENT_MODEL"
+                    if closed
+                    else "PROPERTY_REMOVED_NOT_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL"
+                )
                 why = "the reader's closed content model rejects it" if closed else found[0].message
                 out.append(Difference(here, kind, f"property {name!r} removed: {why}"))
         return out
@@ -829,12 +915,21 @@ class _Checker:
         def sources(c: _Node, pattern: str | None) -> list[_Node]:
             _, pats, ap, kw = _obj_model(c.schema)
             if pattern is None:  # names for the reader's additionalProperties
-                srcs = [_Node(s, _ptr(c.loc, "patternProperties", q)) for q, s in pats.items() if q not in rpats]
+                srcs = [
+                    _Node(s, _ptr(c.loc, "patternProperties", q)) for q, s in pats.items() if q not in rpats
+                ]
                 return srcs + ([_Node(ap, _ptr(c.loc, kw))] if ap is not False else [])
-            srcs = [_Node(s, _ptr(c.loc, "patternProperties", q)) for q, s in pats.items() if not _patterns_disjoint(pattern, q)]
+            srcs = [
+                _Node(s, _ptr(c.loc, "patternProperties", q))
+                for q, s in pats.items()
+                if not _patterns_disjoint(pattern, q)
+            ]
             return srcs + ([_Node(ap, _ptr(c.loc, kw))] if ap is not False and pattern not in pats else [])
 
-        checks = [(p, _Node(s, _ptr(rn.loc, "patternProperties", p)), _ptr(ptr, "patternProperties", p)) for p, s in rpats.items()]
+        checks = [
+            (p, _Node(s, _ptr(rn.loc, "patternProperties", p)), _ptr(ptr, "patternProperties", p))
+            for p, s in rpats.items()
+        ]
         checks.append((None, _Node(rap, _ptr(rn.loc, rapkw)), _ptr(ptr, rapkw)))
         for pattern, rnode, rp in checks:
             if _trivial(rnode.schema):
@@ -847,12 +942,26 @@ class _Checker:
                 first = first or bad
             else:
                 for s, d in first or []:
-                    if isinstance(rnode.schema, dict) and isinstance(s.schema, dict) and not _trivial(s.schema):
+                    if (
+                        isinstance(rnode.schema, dict)
+                        and isinstance(s.schema, dict)
+                        and not _trivial(s.schema)
+                    ):
                         out += d
                     else:
-                        kind = "ADDITIONAL_PROPERTIES_REMOVED" if rnode.schema is False else "ADDITIONAL_PROPERTIES_NARROWED"
+                        kind = (
+                            "ADDITIONAL_PROPERTIES_REMOVED"
+                            if rnode.schema is False
+                            else "ADDITIONAL_PROPERTIES_NARROWED"
+                        )
                         what = f"names matching {pattern!r}" if pattern else "other property names"
-                        out.append(Difference(rp, kind, f"{what}: writer allowed values via {s.loc} that the reader rejects ({d[0].message})"))
+                        out.append(
+                            Difference(
+                                rp,
+                                kind,
+                                f"{what}: writer allowed values via {s.loc} that the reader rejects ({d[0].message})",
+                            )
+                        )
         return out
 
     def dependencies(self, rn: _Node, w: _W, f: _Facts, ptr: str) -> list[Difference]:
@@ -864,15 +973,27 @@ class _Checker:
                 have = [set(v) for c in w.conj for v, _ in _dependencies(c.schema)[0].get(name, [])]
                 if need and not any(need <= h for h in have):
                     kind = "DEPENDENCY_ARRAY_EXTENDED" if have else "DEPENDENCY_ARRAY_ADDED"
-                    out.append(Difference(_ptr(ptr, kw, name), kind, f"{name!r} now also needs {sorted(need)}"))
+                    out.append(
+                        Difference(_ptr(ptr, kw, name), kind, f"{name!r} now also needs {sorted(need)}")
+                    )
         for name, entries in r_schemas.items():
             for schema, kw in entries:
-                extra = [_Node(v, _ptr(c.loc, k, name)) for c in w.conj for v, k in _dependencies(c.schema)[1].get(name, [])]
+                extra = [
+                    _Node(v, _ptr(c.loc, k, name))
+                    for c in w.conj
+                    for v, k in _dependencies(c.schema)[1].get(name, [])
+                ]
                 found = self.cmp(_Node(schema, _ptr(rn.loc, kw, name)), w.plus(*extra), _ptr(ptr, kw, name))
                 if found and extra:
                     out += found
                 elif found:
-                    out.append(Difference(_ptr(ptr, kw, name), "DEPENDENCY_SCHEMA_ADDED", f"when {name!r} is present: {found[0].message}"))
+                    out.append(
+                        Difference(
+                            _ptr(ptr, kw, name),
+                            "DEPENDENCY_SCHEMA_ADDED",
+                            f"when {name!r} is present: {found[0].message}",
+                        )
+                    )
         return out
 
     # -- arrays --------------------------------------------------------------------------------
@@ -881,17 +1002,26 @@ class _Checker:
         r = rn.schema
         out = self.limits(r, f, ptr, "minItems", "maxItems", "ITEMS")
         if r.get("uniqueItems") is True and not f.unique and f.maxs["maxItems"] > 1:
-            out.append(Difference(_ptr(ptr, "uniqueItems"), "UNIQUE_ITEMS_ADDED", "uniqueItems: writer false -> reader true"))
+            out.append(
+                Difference(
+                    _ptr(ptr, "uniqueItems"), "UNIQUE_ITEMS_ADDED", "uniqueItems: writer false -> reader true"
+                )
+            )
         rpre, rrest, rpkw, rrkw = _arr_model(r)
         wm = [(*_arr_model(c.schema), c) for c in w.conj]
         n = max([len(rpre)] + [len(m[0]) for m in wm])
         self.depth += 1
         try:
-            for i in range(min(n, f.maxs["maxItems"])):
+            for i in range(n):
+                if i >= f.maxs["maxItems"]:
+                    break  # the writer never sends this many items
                 in_r = i < len(rpre)
                 rp = _ptr(ptr, rpkw, i) if in_r else _ptr(ptr, rrkw)
                 rnode = _Node(rpre[i], _ptr(rn.loc, rpkw, i)) if in_r else _Node(rrest, _ptr(rn.loc, rrkw))
-                wnodes = [_Node(pre[i], _ptr(c.loc, pkw, i)) if i < len(pre) else _Node(rest, _ptr(c.loc, rkw)) for pre, rest, pkw, rkw, c in wm]
+                wnodes = [
+                    _Node(pre[i], _ptr(c.loc, pkw, i)) if i < len(pre) else _Node(rest, _ptr(c.loc, rkw))
+                    for pre, rest, pkw, rkw, c in wm
+                ]
                 found = self.cmp(rnode, _W(tuple(wnodes)), rp)
                 in_w = any(i < len(m[0]) for m in wm)
                 if not found:
@@ -900,19 +1030,45 @@ class _Checker:
                     out += found
                 elif in_r:
                     open_ = all(_trivial(x.schema) for x in wnodes)
-                    kind = "ITEM_ADDED_TO_OPEN_CONTENT_MODEL" if open_ else "ITEM_ADDED_NOT_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL"
-                    out.append(Difference(rp, kind, f"tuple item {i} added but the writer could already send one: {found[0].message}"))
+                    kind = (
+                        "ITEM_ADDED_TO_OPEN_CONTENT_MODEL"
+                        if open_
+                        else "ITEM_ADDED_NOT_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL"
+                    )
+                    out.append(
+                        Difference(
+                            rp,
+                            kind,
+                            f"tuple item {i} added but the writer could already send one: {found[0].message}",
+                        )
+                    )
                 else:
-                    kind = "ITEM_REMOVED_FROM_CLOSED_CONTENT_MODEL" if rrest is False else "ITEM_REMOVED_NOT_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL"
+                    kind = (
+                        "ITEM_REMOVED_FROM_CLOSED_CONTENT_MODEL"
+                        if rrest is False
+                        else "ITEM_REMOVED_NOT_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL"
+                    )
                     wpkw = next(m[2] for m in wm if i < len(m[0]))
-                    out.append(Difference(_ptr(ptr, wpkw, i), kind, f"tuple item {i} removed: {found[0].message}"))
+                    out.append(
+                        Difference(_ptr(ptr, wpkw, i), kind, f"tuple item {i} removed: {found[0].message}")
+                    )
             if f.maxs["maxItems"] > n:  # items past every tuple
                 wrests = [_Node(rest, _ptr(c.loc, rkw)) for _, rest, _, rkw, c in wm]
                 found = self.cmp(_Node(rrest, _ptr(rn.loc, rrkw)), _W(tuple(wrests)), _ptr(ptr, rrkw))
                 if found and rrest is False:
-                    out.append(Difference(_ptr(ptr, rrkw), "ADDITIONAL_ITEMS_REMOVED", "reader allows no further items but the writer did"))
+                    out.append(
+                        Difference(
+                            _ptr(ptr, rrkw),
+                            "ADDITIONAL_ITEMS_REMOVED",
+                            "reader allows no further items but the writer did",
+                        )
+                    )
                 elif found and n and all(_trivial(x.schema) for x in wrests):
-                    out.append(Difference(_ptr(ptr, rrkw), "ADDITIONAL_ITEMS_NARROWED", f"further items: {found[0].message}"))
+                    out.append(
+                        Difference(
+                            _ptr(ptr, rrkw), "ADDITIONAL_ITEMS_NARROWED", f"further items: {found[0].message}"
+                        )
+                    )
                 else:
                     out += found
             if "contains" in r:
@@ -938,7 +1094,13 @@ class _Checker:
             if all(self._same_value(k, r.get(k), s.get(k), set()) for k in group):
                 return []
         kind = "CONTAINS_CHANGED" if any("contains" in c.schema for c in w.conj) else "CONTAINS_ADDED"
-        return [Difference(_ptr(ptr, "contains"), kind, "reader's contains/minContains/maxContains is not guaranteed by the writer")]
+        return [
+            Difference(
+                _ptr(ptr, "contains"),
+                kind,
+                "reader's contains/minContains/maxContains is not guaranteed by the writer",
+            )
+        ]
 
     # -- anyOf / oneOf / not / if-then-else in the reader ------------------------------------
 
@@ -973,7 +1135,11 @@ class _Checker:
                 found = self.cmp(node, wx, p)
                 if not found and kw == "oneOf":
                     # oneOf also needs every other branch to reject the writer's data.
-                    overlap = [j for j, (other, _) in enumerate(branches) if j != i and not self.disjoint(wx, _W((other,)))]
+                    overlap = [
+                        j
+                        for j, (other, _) in enumerate(branches)
+                        if j != i and not self.disjoint(wx, _W((other,)))
+                    ]
                     if overlap:
                         msg = f"writer data may match reader {kw} branches {i} and {overlap[0]} at once"
                         found = [Difference(_ptr(ptr, kw), "COMBINED_TYPE_SUBSCHEMAS_CHANGED", msg)]
@@ -986,7 +1152,9 @@ class _Checker:
         if reasons is None:
             return []
         types = _Facts(w.conj).types
-        if len(types) > 1 and all(attempt(w.plus(_Node({"type": t}, f"(type {t})"))) is None for t in sorted(types)):
+        if len(types) > 1 and all(
+            attempt(w.plus(_Node({"type": t}, f"(type {t})"))) is None for t in sorted(types)
+        ):
             return []  # e.g. writer type [string, integer] vs reader anyOf [{string}, {integer}]
         i, best = min(reasons, key=lambda x: len(x[1])) if reasons else (0, [])
         if alts == 0:
@@ -1012,7 +1180,11 @@ class _Checker:
         fw, fr = _Facts(wx.conj), _Facts(rx.conj)
         if not _inter(fw.types, fr.types):
             return True
-        if fw.values is not None and fr.values is not None and not {_key(v) for v in fw.values} & {_key(v) for v in fr.values}:
+        if (
+            fw.values is not None
+            and fr.values is not None
+            and not {_key(v) for v in fw.values} & {_key(v) for v in fr.values}
+        ):
             return True
         if fw.types <= {"object"} or fr.types <= {"object"}:
             # A name one side requires, whose values the two sides give disjoint schemas

@@ -1,0 +1,257 @@
+"""The relay loop: every committed event, in order, from the log to one broker.
+
+One ``Relay`` serves one sink (a backend alias). Its unit of work is ``step()``:
+
+1. read the events after the checkpoint, up to the safe horizon (``relay.messages.read_batch``);
+2. dead-letter the ones over ``RELAY_MAX_MESSAGE_BYTES``, publish the rest and wait for the broker's
+   acks (``Backend.publish``); an event the broker refuses for good is dead-lettered too;
+3. advance the checkpoint to the batch's last position, with a compare-and-set on
+   (position, epoch) so a rewind made meanwhile wins.
+
+A broker error (``BrokerUnavailable``) leaves the checkpoint where it is: nothing is skipped, the
+batch is sent again after a back-off (exponential, full jitter), possibly twice — at least once.
+
+``run()`` adds the rest: only the holder of the sink's PostgreSQL advisory lock publishes (others
+wait as standbys and retry every ``RELAY_STANDBY_POLL_SECONDS``; the lock dies with its session,
+so a standby takes over within about that time when the active relay dies). Between batches it
+sleeps on ``LISTEN flunq_events`` (appends notify at commit), waking at least every
+``RELAY_POLL_SECONDS`` in case a notification was lost. Setting ``stop`` (SIGTERM) ends the loop
+after the batch in flight.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import socket
+import threading
+import time
+from collections.abc import Callable, Sequence
+
+import psycopg
+from django.conf import settings
+from django.db import DatabaseError, InterfaceError, connection, transaction
+from django.utils import timezone
+
+from relay.backends.base import Backend, BrokerUnavailable, EventRejected
+from relay.messages import RelayEvent, read_batch
+from relay.models import Checkpoint, DeadLetter
+
+log = logging.getLogger("relay")
+
+# First key of the two-key advisory lock; the second is hashtext(sink).
+LOCK_CLASS = 4243
+
+
+def holder_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _backoff(failures: int, cap: float, base: float = 0.05) -> float:
+    return random.uniform(0, min(cap, base * 2 ** min(failures, 30)))
+
+
+class Relay:
+    def __init__(
+        self,
+        backend: Backend,
+        *,
+        sink: str | None = None,
+        batch_size: int | None = None,
+        poll_seconds: float | None = None,
+        standby_poll_seconds: float | None = None,
+        backoff_max_seconds: float | None = None,
+        max_message_bytes: int | None = None,
+        on_published: Callable[[Sequence[RelayEvent], float], None] | None = None,
+    ) -> None:
+        self.backend = backend
+        self.sink = sink or backend.alias
+        self.batch_size = batch_size or settings.RELAY_BATCH_SIZE
+        self.poll_seconds = poll_seconds or settings.RELAY_POLL_SECONDS
+        self.standby_poll_seconds = standby_poll_seconds or settings.RELAY_STANDBY_POLL_SECONDS
+        self.backoff_max_seconds = backoff_max_seconds or settings.RELAY_BACKOFF_MAX_SECONDS
+        self.max_message_bytes = max_message_bytes or settings.RELAY_MAX_MESSAGE_BYTES
+        # Called after each acknowledged batch with the time (monotonic) the acks were in.
+        self.on_published = on_published
+        self.position = 0
+        self.epoch = 0
+        self.failures = 0
+        self.connected = False
+        self.lock_conn: psycopg.Connection | None = None
+        self.holder = holder_name()
+        self._last_heartbeat = 0.0
+
+    # --- leadership --------------------------------------------------------------------------
+
+    @property
+    def active(self) -> bool:
+        return self.lock_conn is not None and not self.lock_conn.closed
+
+    def try_acquire(self) -> bool:
+        """Take the sink's lock if free; on success load the checkpoint and listen for appends."""
+        if self.active:
+            return True
+        params = connection.get_connection_params()
+        params.pop("cursor_factory", None)
+        params.pop("context", None)
+        conn = psycopg.connect(**params, autocommit=True)
+        got = conn.execute(
+            "SELECT pg_try_advisory_lock(%s, hashtext(%s))", [LOCK_CLASS, self.sink]
+        ).fetchone()[0]
+        if not got:
+            conn.close()
+            return False
+        conn.execute("LISTEN flunq_events")
+        self.lock_conn = conn
+        self.load_checkpoint()
+        Checkpoint.objects.filter(sink=self.sink).update(holder=self.holder, heartbeat_at=timezone.now())
+        log.info("relay %s active at position %s (%s)", self.sink, self.position, self.backend.describe())
+        return True
+
+    def release(self) -> None:
+        """Give up the lock (closing its session) and the broker connection."""
+        self.disconnect()
+        if self.lock_conn is not None:
+            try:
+                self.lock_conn.close()
+            finally:
+                self.lock_conn = None
+
+    def disconnect(self) -> None:
+        try:
+            self.backend.close()
+        finally:
+            self.connected = False
+
+    def load_checkpoint(self) -> None:
+        checkpoint, _ = Checkpoint.objects.get_or_create(sink=self.sink)
+        self.position, self.epoch = checkpoint.position, checkpoint.epoch
+
+    # --- one batch ---------------------------------------------------------------------------
+
+    def step(self) -> bool:
+        """Publish one batch; True when there may be more to publish right away.
+
+        Raises ``BrokerUnavailable`` (after recording it as the sink's last error) when the broker
+        did not acknowledge the batch; the checkpoint has not moved.
+        """
+        events, _ = read_batch(self.position, self.batch_size)
+        if not events:
+            self._heartbeat()
+            return False
+        results: list[EventRejected | None] = [None] * len(events)
+        to_send: list[int] = []
+        for index, event in enumerate(events):
+            size = len(event.structured())
+            if size > self.max_message_bytes:
+                results[index] = EventRejected(
+                    f"message of {size} bytes exceeds RELAY_MAX_MESSAGE_BYTES={self.max_message_bytes}"
+                )
+            else:
+                to_send.append(index)
+        try:
+            if to_send:
+                if not self.connected:
+                    self.backend.connect()
+                    self.connected = True
+                sent = self.backend.publish([events[i] for i in to_send])
+                if len(sent) != len(to_send):
+                    raise BrokerUnavailable(f"backend answered {len(sent)} results for {len(to_send)} events")
+                for index, result in zip(to_send, sent, strict=True):
+                    results[index] = result
+        except BrokerUnavailable as exc:
+            self.failures += 1
+            self.disconnect()
+            self._record_error(str(exc))
+            raise
+        acked_at = time.monotonic()
+        self.failures = 0
+        self.advance(events, results)
+        if self.on_published is not None:
+            self.on_published(events, acked_at)
+        return len(events) == self.batch_size
+
+    def advance(self, events: Sequence[RelayEvent], results: Sequence[EventRejected | None]) -> None:
+        """Move the checkpoint past ``events``, storing dead letters in the same transaction."""
+        last = events[-1].position
+        now = timezone.now()
+        dead = [
+            DeadLetter(
+                sink=self.sink,
+                position=event.position,
+                event_id=event.id,
+                source=event.source,
+                type=event.type,
+                stream=event.stream,
+                error=str(result),
+            )
+            for event, result in zip(events, results, strict=True)
+            if result is not None
+        ]
+        with transaction.atomic():
+            moved = Checkpoint.objects.filter(
+                sink=self.sink, position=self.position, epoch=self.epoch
+            ).update(
+                position=last, last_published_at=now, last_error="", heartbeat_at=now, holder=self.holder
+            )
+            if moved and dead:
+                DeadLetter.objects.bulk_create(dead, ignore_conflicts=True)
+        for letter in dead if moved else ():
+            log.warning("relay %s dead-lettered position %s: %s", self.sink, letter.position, letter.error)
+        if moved:
+            self.position = last
+            self._last_heartbeat = time.monotonic()
+        else:
+            # Rewound (or moved by someone else) meanwhile: continue from there.
+            self.load_checkpoint()
+            log.info("relay %s checkpoint moved to %s by a rewind", self.sink, self.position)
+
+    def _record_error(self, message: str) -> None:
+        log.warning("relay %s: broker unavailable (attempt %s): %s", self.sink, self.failures, message)
+        Checkpoint.objects.filter(sink=self.sink).update(
+            last_error=message[:2000], last_error_at=timezone.now()
+        )
+
+    def _heartbeat(self) -> None:
+        if time.monotonic() - self._last_heartbeat >= 1.0:
+            Checkpoint.objects.filter(sink=self.sink).update(heartbeat_at=timezone.now(), holder=self.holder)
+            self._last_heartbeat = time.monotonic()
+
+    def backoff(self) -> float:
+        return _backoff(self.failures, self.backoff_max_seconds)
+
+    # --- the loop ----------------------------------------------------------------------------
+
+    def wait_for_appends(self, stop: threading.Event) -> None:
+        """Sleep until an append commits (NOTIFY), the poll interval passes, or ``stop``."""
+        assert self.lock_conn is not None
+        deadline = time.monotonic() + self.poll_seconds
+        while not stop.is_set() and (remaining := deadline - time.monotonic()) > 0:
+            # Short slices, so a stop request is seen quickly.
+            for _ in self.lock_conn.notifies(timeout=min(remaining, 0.25), stop_after=1):
+                return
+
+    def run(self, stop: threading.Event) -> None:
+        """Publish until ``stop`` is set; finish the batch in flight first."""
+        try:
+            while not stop.is_set():
+                try:
+                    if not self.try_acquire():
+                        stop.wait(self.standby_poll_seconds)
+                        continue
+                    if self.step():
+                        continue
+                    self.wait_for_appends(stop)
+                except BrokerUnavailable:
+                    stop.wait(self.backoff())
+                except (DatabaseError, InterfaceError, psycopg.Error) as exc:
+                    # The lock's session may be gone with the database: stand down, then compete again.
+                    log.warning("relay %s: database error, standing down: %s", self.sink, exc)
+                    self.release()
+                    self.failures += 1
+                    connection.close()
+                    stop.wait(self.backoff())
+        finally:
+            self.release()
+            connection.close()
