@@ -425,8 +425,13 @@ def bench_stream(
     ]
 
 
-def bench_http(url: str, requests: int, concurrency: int, workers: int, rounds: int) -> list[Row]:
-    environ = {"DATABASE_URL": url, "AUTH_REQUIRED": "false", "BENCH_NOOP_VIEW": "1"}
+def bench_http(url: str, requests: int, concurrency: int, workers: int, pool: int, rounds: int) -> list[Row]:
+    environ = {
+        "DATABASE_URL": url,
+        "AUTH_REQUIRED": "false",
+        "BENCH_NOOP_VIEW": "1",
+        "DB_POOL_MAX_SIZE": str(pool),
+    }
     with common.serve_asgi(environ, workers=workers) as base:
 
         def load(path: str) -> Callable[[], Sample]:
@@ -450,7 +455,8 @@ def bench_http(url: str, requests: int, concurrency: int, workers: int, rounds: 
             progress=common.log,
         )
     found = _summaries(samples)
-    work = f"HTTP single POST, {concurrency} connections, {workers} worker{'s' if workers > 1 else ''}"
+    server = f"{workers} worker{'s' if workers > 1 else ''}, " + (f"pool {pool}" if pool else "no pool")
+    work = f"HTTP single POST, {concurrency} connections, {server}"
     return [Row(work, found["POST /api/v1/events"], found["POST no-op view"], target=0.7)]
 
 
@@ -482,6 +488,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--http-requests", type=int, default=2000, help="requests per round (default 2000)")
     parser.add_argument("--http-concurrency", type=int, default=8, help="HTTP connections (default 8)")
     parser.add_argument("--http-workers", type=int, default=1, help="uvicorn worker processes (default 1)")
+    parser.add_argument(
+        "--http-pools",
+        default="0,16",
+        help="DB_POOL_MAX_SIZE of the server, one HTTP row each; 0 = no pool (default 0,16)",
+    )
     parser.add_argument("--markdown", action="store_true", help="print the results as a Markdown table too")
     parser.add_argument("--keep", action="store_true", help="keep the benchmark databases afterwards")
     args = parser.parse_args(argv)
@@ -489,11 +500,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         for name, value in QUICK.items():
             if getattr(args, name) == parser.get_default(name):
                 setattr(args, name, value)
+    args.http_pools = [int(size) for size in args.http_pools.split(",") if size.strip()]
     args.sections = [name.strip() for name in args.only.split(",") if name.strip()]
     unknown = set(args.sections) - set(SECTIONS)
     if unknown:
         parser.error(f"unknown sections {sorted(unknown)}; choose from {SECTIONS}")
     return args
+
+
+def _close_notifier() -> None:
+    # Appends wake listeners through a per-process notifier thread with its own connection.
+    try:
+        from events.notify import notifier
+    except ImportError:
+        return
+    notifier.close()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -518,10 +539,14 @@ def main(argv: list[str] | None = None) -> int:
             if "stream" in args.sections:
                 rows += bench_stream(ours, peer, raw, stream, originator, args.stream_reads, args.rounds)
         if "http" in args.sections:
-            rows += bench_http(url, args.http_requests, args.http_concurrency, args.http_workers, args.rounds)
+            for pool in args.http_pools:
+                rows += bench_http(
+                    url, args.http_requests, args.http_concurrency, args.http_workers, pool, args.rounds
+                )
     finally:
         peer.close()
         raw.close()
+        _close_notifier()
         from django.db import connections
 
         connections.close_all()

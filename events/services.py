@@ -23,9 +23,11 @@ from datetime import datetime
 
 import orjson
 from django.conf import settings
-from django.db import DatabaseError, IntegrityError, connection
+from django.db import DatabaseError, IntegrityError, connection, transaction
 
 from events.cloudevents import NewEvent, check_stream_name, derive_stream, format_time
+from events.notify import notifier
+from flunq_events import metrics
 from flunq_events.errors import (
     Conflict,
     DuplicateEventConflict,
@@ -98,6 +100,7 @@ def parse_expected_version(value: str | int | None) -> str:
     )
 
 
+@metrics.observe_append
 def append(
     events: Sequence[NewEvent], *, stream: str | None = None, expected_version: str = ANY
 ) -> AppendResult:
@@ -133,6 +136,8 @@ def append(
         hook(events, streams)
     payload = orjson.dumps([event.row(name) for event, name in zip(events, streams, strict=True)])
     rows = _execute(payload.decode(), expected_version)
+    if not all(row[4] for row in rows):  # something new committed (or will, with the transaction)
+        transaction.on_commit(notifier.poke)
     return AppendResult(
         events=[
             Appended(event, name, version, position, recorded, duplicate)

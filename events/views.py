@@ -9,6 +9,7 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from access import tenancy
 from events import horizon, selectors, services
 from events.requests import events_from_request
 from flunq_events import params
@@ -81,7 +82,7 @@ class EventsView(APIView):
         after = params.integer(query, "after", 0)
         limit = params.limit(query)
         min_position = params.integer(query, "min_position")
-        filter_ = event_filter(query)
+        filter_ = tenancy.scope_filter(request.user, event_filter(query))
         upper = None
         if min_position is not None:
             upper = horizon.wait_for(min_position, settings.MIN_POSITION_WAIT_SECONDS)
@@ -121,6 +122,7 @@ class EventsView(APIView):
     def post(self, request):
         params.reject_unknown(request.query_params, ["stream", "expected_version"])
         events, batch = events_from_request(request)
+        tenancy.check_append(request.user, events, stream=params.text(request.query_params, "stream"))
         result = services.append(
             events,
             stream=params.text(request.query_params, "stream"),
@@ -140,7 +142,8 @@ class EventDetailView(APIView):
     )
     def get(self, request, event_id: str):
         params.reject_unknown(request.query_params, ["source"])
-        return Response(selectors.get_event(event_id, params.text(request.query_params, "source")))
+        source = params.text(request.query_params, "source")
+        return Response(tenancy.get_event(request.user, event_id, source))
 
 
 @extend_schema(tags=["streams"])
@@ -162,13 +165,15 @@ class StreamEventsView(APIView):
         direction = query.get("direction", "forward")
         if direction not in ("forward", "backward"):
             raise InvalidRequest("direction must be forward or backward", parameter="direction")
+        tenancy.check_stream(request.user, stream)
         page = selectors.read_stream(
             stream,
             from_version=params.integer(query, "from_version"),
             limit=params.limit(query),
             backwards=direction == "backward",
         )
-        return Response({"stream": stream, "events": page.events, "next_version": page.next_version})
+        events = tenancy.visible_events(request.user, page.events)
+        return Response({"stream": stream, "events": events, "next_version": page.next_version})
 
     @extend_schema(
         summary="Append one event or a batch to this stream",
@@ -185,6 +190,7 @@ class StreamEventsView(APIView):
     def post(self, request, stream: str):
         params.reject_unknown(request.query_params, ["expected_version"])
         events, batch = events_from_request(request)
+        tenancy.check_append(request.user, events, stream=stream)
         result = services.append(
             events,
             stream=stream,

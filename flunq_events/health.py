@@ -26,6 +26,31 @@ def _database() -> dict:
     return {"ok": True}
 
 
+def _channel_layer() -> dict:
+    """A message sent to and received from a fresh channel (Redis across processes, or memory)."""
+    import asyncio
+
+    from asgiref.sync import async_to_sync
+    from channels.layers import get_channel_layer
+
+    layer = get_channel_layer()
+    backend = type(layer).__name__
+
+    async def round_trip() -> None:
+        channel = await layer.new_channel()
+        await layer.send(channel, {"type": "readyz.ping"})
+        await asyncio.wait_for(layer.receive(channel), 2.0)
+
+    try:
+        async_to_sync(round_trip)()
+    except Exception as exc:  # unreachable Redis, timeout: not ready
+        return {"ok": False, "backend": backend, "error": str(exc) or type(exc).__name__}
+    return {"ok": True, "backend": backend}
+
+
+READINESS_CHECKS["channel_layer"] = _channel_layer
+
+
 def readyz(request) -> JsonResponse:
     checks = {"database": _database()}
     for name, check in READINESS_CHECKS.items():

@@ -20,6 +20,12 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # (name, manage.py arguments, condition on the environment)
 WORKERS: list[tuple[str, list[str], callable]] = []
+# The outbox relay (relay/): publishes every committed event to the brokers in BACKEND.
+WORKERS.append(("relay", ["relay"], lambda env: bool(env.get("BACKEND", "").strip())))
+# The gRPC API (grpc_api/) on GRPC_PORT, always.
+WORKERS.append(("grpc", ["grpcserver"], lambda env: True))
+# Subscriptions (subscriptions/): webhooks, retries, dead letters, replays, always.
+WORKERS.append(("deliver", ["deliver"], lambda env: True))
 
 
 def _log(message: str) -> None:
@@ -72,6 +78,8 @@ def main() -> int:
                 "--port",
                 port,
                 "--no-access-log",
+                "--lifespan",
+                "off",
             ],
             env=env,
             cwd=ROOT,

@@ -117,6 +117,23 @@ LIVE_DB_THREADS = env_int("LIVE_DB_THREADS", 4, minimum=1, maximum=256)
 # --- auth --------------------------------------------------------------------------------------
 AUTH_REQUIRED = env_bool("AUTH_REQUIRED", True)
 TOKEN_CACHE_SECONDS = env_float("TOKEN_CACHE_SECONDS", 10.0)
+# Requests per API token and window (access/throttling.py), e.g. 200/s, 6000/m, 100000/h; empty:
+# no limit. A guard against one runaway client; keep the proxy's limits in front as well.
+RATE_LIMIT = env_str("RATE_LIMIT") or ""
+if RATE_LIMIT:
+    import re as _re
+
+    if not _re.fullmatch(r"[1-9][0-9]{0,8}/[smh]", RATE_LIMIT):
+        from django.core.exceptions import ImproperlyConfigured
+
+        raise ImproperlyConfigured(f"RATE_LIMIT: expected COUNT/s, COUNT/m or COUNT/h, got {RATE_LIMIT!r}")
+# Counters of the rate limit: in Redis when REDIS_URL is set (shared by every process), else per process.
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "throttle": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "throttle"},
+}
+if REDIS_URL and RATE_LIMIT:
+    CACHES["throttle"] = {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
 
 # --- schema registry (docs/schemas.md) ---------------------------------------------------------
 # Refuse appends of event types that have no registered schema.
@@ -134,12 +151,34 @@ DATABASE_URL = env_url(
 DATABASES = {
     "default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60, minimum=0))
 }
+# Options given in DATABASE_URL (sslmode=..., options=...) are kept. A stuck client must not hold
+# the global horizon back (the horizon is cluster-wide), hence the idle-in-transaction timeout.
+_url_options = DATABASES["default"].get("OPTIONS", {})
 DATABASES["default"]["OPTIONS"] = {
-    # A stuck client must not hold the global horizon back (design: the horizon is cluster-wide).
-    "options": "-c idle_in_transaction_session_timeout="
-    + str(env_int("DB_IDLE_IN_TRANSACTION_TIMEOUT_MS", 60_000, minimum=0)),
+    **_url_options,
+    "options": " ".join(
+        filter(
+            None,
+            [
+                _url_options.get("options"),
+                "-c idle_in_transaction_session_timeout="
+                + str(env_int("DB_IDLE_IN_TRANSACTION_TIMEOUT_MS", 60_000, minimum=0)),
+            ],
+        )
+    ),
 }
 DATABASES["default"]["TEST"] = {"NAME": env_str("TEST_DATABASE_NAME")}
+# Under ASGI, Django runs each request's sync code in a thread of its own and keeps connections per
+# thread, so without a pool every HTTP request opens a new PostgreSQL connection (measured in
+# docs/benchmarks.md). DB_POOL_MAX_SIZE > 0 lends connections from a psycopg pool instead.
+DB_POOL_MAX_SIZE = env_int("DB_POOL_MAX_SIZE", 0, minimum=0)
+if DB_POOL_MAX_SIZE:
+    DATABASES["default"]["CONN_MAX_AGE"] = 0  # Django refuses persistent connections with a pool
+    DATABASES["default"]["OPTIONS"]["pool"] = {
+        "min_size": min(2, DB_POOL_MAX_SIZE),
+        "max_size": DB_POOL_MAX_SIZE,
+        "timeout": env_float("DB_POOL_TIMEOUT_SECONDS", 10.0),
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- applications ------------------------------------------------------------------------------
@@ -166,6 +205,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: a request id, one JSON log line and HTTP metrics per request (docs/deploy.md).
+    "flunq_events.middleware.request_observation",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -225,6 +266,7 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "flunq_events.api.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
+    "DEFAULT_THROTTLE_CLASSES": ["access.throttling.TokenRateThrottle"],
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "flunq events service",
@@ -277,11 +319,16 @@ DELIVER_POLL_SECONDS = env_float("DELIVER_POLL_SECONDS", 1.0, minimum=0.01)
 
 # --- logging -----------------------------------------------------------------------------------
 LOG_LEVEL = env_choice("LOG_LEVEL", ["DEBUG", "INFO", "WARNING", "ERROR"], "INFO")
+# json: one JSON object per line with the request id (flunq_events/logs.py); plain: for a terminal.
+LOG_FORMAT = env_choice("LOG_FORMAT", ["json", "plain"], "json")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "flunq_events.logs.JSONFormatter"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {"django.db.backends": {"level": "INFO"}},
 }

@@ -2,11 +2,12 @@
 
 from django.conf import settings
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from events.views import EventDetailView, EventsView, StreamEventsView
 from flunq_events.health import healthz, readyz
+from flunq_events.metrics import metrics_view
 from snapshots.views import LatestSnapshotView, SnapshotsView, StreamStateView
 from streams.views import StreamDetailView, StreamsView
 
@@ -22,12 +23,17 @@ api = [
 ]
 
 urlpatterns = [
+    # Before *api: /api/v1/events/stream must not be taken for an event id.
+    path("", include("live.urls")),
     *api,
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("healthz", healthz),
+    path("metrics", metrics_view, name="metrics"),
     path("readyz", readyz),
     path("admin/", admin.site.urls),
+    path("", include("schemas.urls")),
+    path("", include("subscriptions.urls")),
 ]
 
 if settings.BENCH_NOOP_VIEW:

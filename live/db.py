@@ -31,14 +31,14 @@ def executor() -> ThreadPoolExecutor:
         return _executor
 
 
-def _call(fn: Callable[..., T], args: tuple) -> T:
+def _call(fn: Callable[..., T], args: tuple, kwargs: dict) -> T:
     close_old_connections()
     try:
-        return fn(*args)
+        return fn(*args, **kwargs)
     finally:
         close_old_connections()
 
 
-async def run(fn: Callable[..., T], *args) -> T:
-    """``fn(*args)`` in the pool; the result, or its exception."""
-    return await asyncio.get_running_loop().run_in_executor(executor(), _call, fn, args)
+async def run(fn: Callable[..., T], *args, **kwargs) -> T:
+    """``fn(*args, **kwargs)`` in the pool; the result, or its exception."""
+    return await asyncio.get_running_loop().run_in_executor(executor(), _call, fn, args, kwargs)

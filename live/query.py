@@ -83,9 +83,7 @@ def _text(name: str, value: Any) -> str:
     if not isinstance(value, str):
         raise InvalidRequest(f"{name} must be a string, got {type(value).__name__}", parameter=name)
     if not value or "\x00" in value or len(value) > MAX_TEXT:
-        raise InvalidRequest(
-            f"{name} must be 1 to {MAX_TEXT} characters without NUL", parameter=name
-        )
+        raise InvalidRequest(f"{name} must be 1 to {MAX_TEXT} characters without NUL", parameter=name)
     return value
 
 

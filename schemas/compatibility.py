@@ -220,7 +220,9 @@ def _accepts(types: frozenset[str], t: str) -> bool:
 
 def _inter(a: frozenset[str], b: frozenset[str]) -> frozenset[str]:
     # "number" includes the integers: number & integer = integer, and {number, integer} = {number}.
-    both = (a & b) | ({"integer"} if ("integer" in a and "number" in b) or ("number" in a and "integer" in b) else set())
+    both = (a & b) | (
+        {"integer"} if ("integer" in a and "number" in b) or ("number" in a and "integer" in b) else set()
+    )
     return frozenset(both - {"integer"} if "number" in both else both)
 
 
@@ -486,6 +488,7 @@ class _Checker:
         self.r_root, self.w_root, self.swaps = reader, writer, swaps
         self.active: dict[tuple, int] = {}  # comparisons in progress -> instance depth
         self.depth = 0  # how many instance levels (properties, items...) we have descended
+        self.disjoint_memo: dict[tuple, bool] = {}
 
     # -- entry point for one (reader subschema, writer conjunction) pair ------------------------
 
@@ -833,7 +836,7 @@ class _Checker:
                 out.append(Difference(_ptr(ptr, "required", name), "REQUIRED_ATTRIBUTE_ADDED", msg))
         self.depth += 1
         try:
-            out += self.named_properties(rn, w, ptr, rprops, rpats, rap, wprops, set(new_required))
+            out += self.named_properties(rn, w, ptr, (rprops, rpats, rap, rapkw), wprops, set(new_required))
             out += self.other_properties(rn, w, ptr, rpats, rap, rapkw)
             if not _trivial(r.get("propertyNames", True)):
                 # Names are strings, further limited by the writer's own propertyNames.
@@ -852,7 +855,9 @@ class _Checker:
             self.depth -= 1
         return out + self.dependencies(rn, w, f, ptr)
 
-    def named_properties(self, rn, w, ptr, rprops, rpats, rap, wprops, new_required) -> list[Difference]:
+    def named_properties(self, rn, w, ptr, model, wprops, new_required) -> list[Difference]:
+        """Names listed in either side's ``properties``."""
+        rprops, rpats, rap, rapkw = model
         out = []
         for name in sorted(set(rprops) | wprops):
             ws = self.for_name(w, name)
@@ -870,18 +875,15 @@ class _Checker:
                 if _matches(p, name)
             ]
             covered_by_pattern = len(readers) > (name in rprops)
-            readers = readers or [
-                (_Node(rap, _ptr(rn.loc, "additionalProperties")), _ptr(ptr, "additionalProperties"))
-            ]
+            readers = readers or [(_Node(rap, _ptr(rn.loc, rapkw)), _ptr(ptr, rapkw))]
             found = [d for node, p in readers for d in self.cmp(node, wsub, p)]
             if not found:
                 continue
             here = _ptr(ptr, "properties", name)
             if name in rprops and name in wprops:
                 out += found  # the same property on both sides: report what changed inside it
-            elif (
-                name in rprops
-            ):  # added by the reader; the writer sent it via a pattern or additionalProperties
+            elif name in rprops:
+                # Added by the reader; the writer could send it via a pattern or additionalProperties.
                 open_ = all(_trivial(n.schema) for n in ws)
                 kind = (
                     "OPTIONAL_PROPERTY_ADDED_TO_OPEN_CONTENT_MODEL"
@@ -895,7 +897,8 @@ class _Checker:
                         f"property {name!r} added but the writer could already send it: {found[0].message}",
                     )
                 )
-            else:  # removed by the reader, which now applies its pattern/additional schema
+            else:
+                # Removed by the reader, which now applies its patternProperties/additionalProperties.
                 closed = rap is False and not covered_by_pattern
                 kind = (
                     "PROPERTY_REMOVED_FROM_CLOSED_CONTENT_MODEL"
@@ -968,6 +971,8 @@ class _Checker:
         out = []
         r_arrays, r_schemas = _dependencies(rn.schema)
         for name, entries in r_arrays.items():
+            if self.for_name(w, name) is None:
+                continue  # the writer never sends the triggering property
             for names, kw in entries:
                 need = set(names) - f.required
                 have = [set(v) for c in w.conj for v, _ in _dependencies(c.schema)[0].get(name, [])]
@@ -977,6 +982,8 @@ class _Checker:
                         Difference(_ptr(ptr, kw, name), kind, f"{name!r} now also needs {sorted(need)}")
                     )
         for name, entries in r_schemas.items():
+            if self.for_name(w, name) is None:
+                continue
             for schema, kw in entries:
                 extra = [
                     _Node(v, _ptr(c.loc, k, name))
@@ -1132,6 +1139,8 @@ class _Checker:
             """None when some reader branch accepts all of ``wx``; else the reasons per branch."""
             reasons = []
             for i, (node, p) in enumerate(branches):
+                if self.disjoint(wx, _W((node,)), cheap=True):
+                    continue  # e.g. another discriminator value: cannot be the matching branch
                 found = self.cmp(node, wx, p)
                 if not found and kw == "oneOf":
                     # oneOf also needs every other branch to reject the writer's data.
@@ -1156,42 +1165,52 @@ class _Checker:
             attempt(w.plus(_Node({"type": t}, f"(type {t})"))) is None for t in sorted(types)
         ):
             return []  # e.g. writer type [string, integer] vs reader anyOf [{string}, {integer}]
-        i, best = min(reasons, key=lambda x: len(x[1])) if reasons else (0, [])
+        i, best = min(reasons, key=lambda x: len(x[1])) if reasons else (-1, [])
         if alts == 0:
             kind = "COMBINED_TYPE_CHANGED"  # the writer had no alternatives here
         elif len(branches) < alts:
             kind = "SUM_TYPE_NARROWED"
         else:
             kind = "COMBINED_TYPE_SUBSCHEMAS_CHANGED"
-        why = f"; closest is branch {i}: {best[0].message}" if best else ""
+        why = f"; closest is branch {i}: {best[0].message}" if best else " (every branch excludes it)"
         return [Difference(_ptr(ptr, kw), kind, f"no reader {kw} branch accepts all writer data{why}")]
 
     # -- proving that no instance satisfies both ------------------------------------------------
 
-    def disjoint(self, w: _W, r: _W, depth: int = 0) -> bool:
-        """True only if no instance matches the writer ``w`` and the reader conjunction ``r``."""
+    def disjoint(self, w: _W, r: _W, depth: int = 0, cheap: bool = False) -> bool:
+        """True only if no instance matches the writer ``w`` and the reader conjunction ``r``.
+        ``cheap`` skips the costly proof through the writer's exclusions."""
         if depth > 6:
             return False
-        if any(self.reader_within(r, e) for e in w.excl):
-            return True  # the writer's data fails e, and everything r accepts e accepts too
+        # Locations identify node contents within one check, so results can be reused.
+        key = (*(tuple(n.loc for n in x) for x in (w.conj, w.excl, r.conj)), depth)
+        if key not in self.disjoint_memo:
+            self.disjoint_memo[key] = self._disjoint(w, r, depth)
+        if self.disjoint_memo[key] or cheap:
+            return self.disjoint_memo[key]
+        # Dearest proof last: the writer's data fails e, and everything r accepts e accepts too.
+        return any(self.reader_within(r, e) for e in w.excl)
+
+    def _disjoint(self, w: _W, r: _W, depth: int) -> bool:
         wx, rx = self.expand(w, self.w_root), self.expand(r, self.r_root)
         if wx is None or rx is None:
             return True
         fw, fr = _Facts(wx.conj), _Facts(rx.conj)
         if not _inter(fw.types, fr.types):
             return True
-        if (
-            fw.values is not None
-            and fr.values is not None
-            and not {_key(v) for v in fw.values} & {_key(v) for v in fr.values}
-        ):
+        common = (
+            fw.values is None
+            or fr.values is None
+            or {_key(v) for v in fw.values} & {_key(v) for v in fr.values}
+        )
+        if not common:
             return True
         if fw.types <= {"object"} or fr.types <= {"object"}:
             # A name one side requires, whose values the two sides give disjoint schemas
             # (the usual discriminator: "kind": {"const": "a"} vs {"const": "b"}).
             for name in sorted(fw.required | fr.required):
                 wn, rn = self.for_name(wx, name), self.for_name(rx, name)
-                if wn is None or rn is None or self.disjoint(_W(tuple(wn)), _W(tuple(rn)), depth + 1):
+                if wn is None or rn is None or self.disjoint(_W(tuple(wn)), _W(tuple(rn)), depth + 1, True):
                     return True
         return False
 

@@ -174,7 +174,9 @@ def _check_patterns_and_refs(document: dict) -> None:
             try:
                 resolver.lookup(ref)
             except referencing.exceptions.Unresolvable:
-                raise InvalidSchema(f"{at}: {ref[:200]!r} does not resolve in this document", pointer=at) from None
+                raise InvalidSchema(
+                    f"{at}: {ref[:200]!r} does not resolve in this document", pointer=at
+                ) from None
 
 
 def _short(message: str, limit: int = 300) -> str:

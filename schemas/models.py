@@ -79,7 +79,9 @@ class SchemaVersion(models.Model):
         db_table = "flunq_schema_versions"
         ordering = ["subject", "version"]
         constraints = [
-            models.UniqueConstraint(fields=["subject", "version"], name="flunq_schema_versions_subject_version"),
+            models.UniqueConstraint(
+                fields=["subject", "version"], name="flunq_schema_versions_subject_version"
+            ),
         ]
 
     def __str__(self) -> str:

@@ -46,7 +46,14 @@ from schemas.errors import (
     VersionNotSoftDeleted,
     VersionSoftDeleted,
 )
-from schemas.models import DEFAULT_COMPATIBILITY, Compatibility, RegistryConfig, Schema, SchemaVersion, Subject
+from schemas.models import (
+    DEFAULT_COMPATIBILITY,
+    Compatibility,
+    RegistryConfig,
+    Schema,
+    SchemaVersion,
+    Subject,
+)
 
 LATEST = "latest"
 MAX_SUBJECT_LENGTH = 255
@@ -379,7 +386,9 @@ def delete_version(name: str, version: Any, *, permanent: bool = False) -> int:
         else:
             row = rows.filter(version=number).first()
         if row is None:
-            raise VersionNotFound(f"version {number} of subject {name!r} not found", subject=name, version=number)
+            raise VersionNotFound(
+                f"version {number} of subject {name!r} not found", subject=name, version=number
+            )
         if not permanent:
             if row.deleted_at is not None:
                 raise VersionSoftDeleted(
@@ -415,7 +424,9 @@ def set_subject_config(name: str, *, compatibility: Any = _UNSET, validate: Any 
         changes["compatibility"] = None if compatibility is None else check_mode(compatibility)
     if validate is not _UNSET:
         if not isinstance(validate, bool):
-            raise InvalidRequest(f"validate must be true or false, got {str(validate)[:40]!r}", field="validate")
+            raise InvalidRequest(
+                f"validate must be true or false, got {str(validate)[:40]!r}", field="validate"
+            )
         changes["validate"] = validate
     with transaction.atomic():
         subject, _ = Subject.objects.get_or_create(name=name)

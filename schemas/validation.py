@@ -87,7 +87,9 @@ def _load_latest() -> dict[str, Target]:
             ORDER BY s.id, v.version DESC
             """
         )
-        return {name: Target(name, version, schema_id, on) for name, version, schema_id, on in cursor.fetchall()}
+        return {
+            name: Target(name, version, schema_id, on) for name, version, schema_id, on in cursor.fetchall()
+        }
 
 
 def latest_targets() -> dict[str, Target]:

@@ -57,7 +57,9 @@ def _body(request, allowed: set[str], required: set[str]) -> dict[str, Any]:
         raise InvalidRequest(f"the body must be a JSON object with {', '.join(sorted(required or allowed))}")
     unknown = sorted(set(body) - allowed)
     if unknown:
-        raise InvalidRequest(f"unknown field(s): {', '.join(unknown)}", unknown=unknown, allowed=sorted(allowed))
+        raise InvalidRequest(
+            f"unknown field(s): {', '.join(unknown)}", unknown=unknown, allowed=sorted(allowed)
+        )
     missing = sorted(name for name in required if name not in body)
     if missing:
         raise InvalidRequest(f"missing field(s): {', '.join(missing)}", missing=missing)
@@ -81,7 +83,9 @@ class SubjectsView(APIView):
             OpenApiParameter("prefix", str),
             OpenApiParameter("after", str, description="cursor: subjects after this name"),
             OpenApiParameter("limit", int),
-            OpenApiParameter("include_deleted", bool, description="also subjects whose versions are all soft deleted"),
+            OpenApiParameter(
+                "include_deleted", bool, description="also subjects whose versions are all soft deleted"
+            ),
         ],
         responses={200: OpenApiTypes.OBJECT, **ERRORS},
     )
@@ -90,7 +94,9 @@ class SubjectsView(APIView):
         params.reject_unknown(query, ["prefix", "after", "limit", "include_deleted"])
         limit = params.limit(query)
         include_deleted = params.boolean(query, "include_deleted")
-        subjects = services.list_subjects(include_deleted=include_deleted, prefix=params.text(query, "prefix"))
+        subjects = services.list_subjects(
+            include_deleted=include_deleted, prefix=params.text(query, "prefix")
+        )
         if (after := params.text(query, "after")) is not None:
             subjects = subjects.filter(name__gt=after)
         page = list(subjects[:limit])
@@ -103,7 +109,7 @@ class SubjectsView(APIView):
 
     @extend_schema(
         summary="Register a schema under a subject (created if needed)",
-        description="Body: {\"subject\": name, \"schema\": {JSON Schema}}. 201 with the new version; 200 "
+        description='Body: {"subject": name, "schema": {JSON Schema}}. 201 with the new version; 200 '
         "when the subject already has this schema; 409 with the differences when incompatible.",
         request=OpenApiTypes.OBJECT,
         responses={201: OpenApiTypes.OBJECT, 200: OpenApiTypes.OBJECT, **CHANGE_ERRORS},
@@ -161,7 +167,7 @@ class SubjectVersionsView(APIView):
 
     @extend_schema(
         summary="Register a new version of this subject",
-        description="Body: {\"schema\": {JSON Schema}}.",
+        description='Body: {"schema": {JSON Schema}}.',
         request=OpenApiTypes.OBJECT,
         responses={201: OpenApiTypes.OBJECT, 200: OpenApiTypes.OBJECT, **CHANGE_ERRORS},
     )
@@ -183,7 +189,9 @@ class VersionDetailView(APIView):
     def get(self, request, subject: str, version: str):
         params.reject_unknown(request.query_params, ["include_deleted"])
         include_deleted = params.boolean(request.query_params, "include_deleted")
-        return Response(version_as_dict(services.get_version(subject, version, include_deleted=include_deleted)))
+        return Response(
+            version_as_dict(services.get_version(subject, version, include_deleted=include_deleted))
+        )
 
     @extend_schema(
         summary="Delete a version: soft, or permanent once soft deleted",
@@ -203,8 +211,8 @@ class CompatibilityView(APIView):
 
     @extend_schema(
         summary="Check a candidate schema's compatibility without registering it",
-        description="Body: {\"schema\": {...}, \"version\": n|\"latest\" (optional: compare with that "
-        "version only), \"mode\": a compatibility mode (optional: instead of the subject's)}.",
+        description='Body: {"schema": {...}, "version": n|"latest" (optional: compare with that '
+        'version only), "mode": a compatibility mode (optional: instead of the subject\'s)}.',
         request=OpenApiTypes.OBJECT,
         responses={200: OpenApiTypes.OBJECT, **ERRORS, 422: ErrorSerializer},
     )
@@ -212,7 +220,10 @@ class CompatibilityView(APIView):
         params.reject_unknown(request.query_params, [])
         body = _body(request, {"schema", "version", "mode"}, {"schema"})
         verdict = services.check_compatibility(
-            services.check_subject_name(subject), body["schema"], version=body.get("version"), mode=body.get("mode")
+            services.check_subject_name(subject),
+            body["schema"],
+            version=body.get("version"),
+            mode=body.get("mode"),
         )
         return Response({"subject": subject, **verdict.as_dict()})
 
@@ -236,7 +247,7 @@ class ConfigView(APIView):
 
     @extend_schema(
         summary="Change a subject's settings",
-        description="Body: {\"compatibility\": a mode, or null to follow the global setting; \"validate\": "
+        description='Body: {"compatibility": a mode, or null to follow the global setting; "validate": '
         "true|false}. A subject may be configured before its first version.",
         request=OpenApiTypes.OBJECT,
         responses={200: OpenApiTypes.OBJECT, **ERRORS, 422: ErrorSerializer},

@@ -7,6 +7,7 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from access import tenancy
 from events.selectors import get_stream
 from flunq_events import params
 from flunq_events.errors import InvalidRequest
@@ -41,7 +42,7 @@ class StreamsView(APIView):
         query = request.query_params
         params.reject_unknown(query, ["category", "prefix", "after", "limit", "include_deleted"])
         limit = params.limit(query)
-        streams = Stream.objects.all()
+        streams = tenancy.visible_streams(request.user, Stream.objects.all())
         if not params.boolean(query, "include_deleted"):
             streams = streams.filter(deleted_at__isnull=True)
         if (category := params.text(query, "category")) is not None:
@@ -73,6 +74,7 @@ class StreamsView(APIView):
         name = body.get("name")
         if not isinstance(name, str):
             raise InvalidRequest("name is required and must be a string", field="name")
+        tenancy.check_stream_writable(request.user, name)
         stream, _ = create_stream(name, **{k: v for k, v in body.items() if k != "name"})
         return Response(stream_as_dict(stream), status=201)
 
@@ -86,6 +88,7 @@ class StreamDetailView(APIView):
     )
     def get(self, request, stream: str):
         params.reject_unknown(request.query_params, [])
+        tenancy.check_stream(request.user, stream)
         return Response(stream_as_dict(get_stream(stream, include_deleted=True)))
 
     @extend_schema(
@@ -95,5 +98,6 @@ class StreamDetailView(APIView):
     )
     def delete(self, request, stream: str):
         params.reject_unknown(request.query_params, [])
+        tenancy.check_stream(request.user, stream)
         delete_stream(stream)
         return Response(status=204)

@@ -178,8 +178,7 @@ class Delivery(models.Model):
 class DeadLetter(models.Model):
     MAX_ATTEMPTS = "max_attempts"
     PARKED = "parked"
-    PERMANENT = "permanent"
-    REASONS = [(MAX_ATTEMPTS, "max attempts"), (PARKED, "parked by a consumer"), (PERMANENT, "permanent failure")]
+    REASONS = [(MAX_ATTEMPTS, "max attempts"), (PARKED, "parked by a consumer")]
 
     subscription = models.ForeignKey(Subscription, on_delete=models.CASCADE, related_name="dead_letters")
     stream = models.TextField()

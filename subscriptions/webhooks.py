@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
 import httpx
+import orjson
 from django.conf import settings
 from standardwebhooks import Webhook
 
@@ -30,6 +31,11 @@ from subscriptions.ssrf import UnsafeURL, check_url
 USER_AGENT = "flunq-events-webhooks/1"
 CONTENT_TYPE = "application/cloudevents+json"
 MAX_RETRY_AFTER = 24 * 3600.0
+
+
+def encode(event: dict) -> bytes:
+    """The CloudEvent as JSON (``data`` read from the store passes through as a fragment)."""
+    return orjson.dumps(event, option=orjson.OPT_UTC_Z)
 
 
 def new_secret() -> str:

@@ -103,8 +103,10 @@ def database_url_of_test_db() -> str:
     db = settings.DATABASES["default"]
     user = db.get("USER") or "postgres"
     password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
+    # A test that leaves a transaction open must not hold the cluster-wide horizon back for long.
     return (
         f"postgresql://{user}{password}@{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}/{db['NAME']}"
+        "?options=-c%20idle_in_transaction_session_timeout%3D30000"
     )
 
 
@@ -175,6 +177,15 @@ def live_server_factory(transactional_db) -> Iterator[Callable[..., LiveServer]]
 def live_server_url(live_server_factory) -> str:
     """One real server with auth off (tests of the wire, not of tokens)."""
     return live_server_factory(AUTH_REQUIRED="false").url
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup):
+    """pytest-django's, plus: close our own connections before it drops the test database."""
+    yield
+    from events.notify import notifier
+
+    notifier.close()
 
 
 def pytest_sessionfinish(session, exitstatus):

@@ -1,10 +1,13 @@
 -- The log's guarantees, enforced by PostgreSQL itself (design: docs/log.md).
+-- Every statement here is idempotent (CREATE OR REPLACE, IF NOT EXISTS): a change to this file
+-- ships with a new migration that runs it again.
 --
 -- flunq_draw_positions  positions drawn together with the transaction's xid, so xid order equals
 --                       position order and the safe horizon is one index lookup.
 -- flunq_horizon         the highest position below which no in-flight transaction holds one.
 -- flunq_append          the whole append (stream locks, idempotency, expected version, positions,
---                       rows, stream bookkeeping, NOTIFY) in one statement and one round trip.
+--                       rows, stream bookkeeping) in one statement and one round trip. It does not
+--                       NOTIFY: that would serialise commits (events/notify.py says why).
 -- flunq_events_guard    refuses UPDATE and DELETE of events (purge is explicit: flunq_purge_stream).
 
 CREATE SEQUENCE IF NOT EXISTS flunq_position_seq AS bigint MINVALUE 1 START 1 CACHE 1;
@@ -150,9 +153,6 @@ BEGIN
     )
     SELECT i."position", i.stream, i."version", i.recordedtime, false
       FROM inserted i ORDER BY i."position";
-
-    -- Delivered at commit; listeners then read up to the horizon (relay, live feeds, workers).
-    PERFORM pg_notify('flunq_events', '');
 END $$;
 
 CREATE OR REPLACE FUNCTION flunq_events_guard() RETURNS trigger

@@ -20,6 +20,8 @@ def test_event_and_stream_pages(admin_client):
     assert admin_client.get("/admin/events/event/add/").status_code == 403
     streams = admin_client.get("/admin/streams/stream/")
     assert streams.status_code == 200 and "execution-adm" in streams.content.decode()
+    linked = admin_client.get("/admin/events/event/?stream=execution-adm")
+    assert linked.status_code == 200 and str(stored.position) in linked.content.decode()
 
 
 def test_stream_actions_soft_delete_then_purge(admin_client):

@@ -1,0 +1,87 @@
+"""Wake listeners after appends commit: ``NOTIFY flunq_events``, sent off the append path.
+
+Readers that follow the log (relay, live feeds, subscriptions, gRPC Subscribe) LISTEN on the
+channel ``flunq_events`` and then read up to the safe horizon; they also poll as a fallback, so a
+lost notification only delays them.
+
+Why not NOTIFY inside the append transaction: PostgreSQL serialises the commits of notifying
+transactions on one lock held through the commit's WAL flush, which caps appends at one commit
+per flush for the whole cluster (measured in docs/benchmarks.md). Here each process has one
+notifier thread with its own connection: an append only sets a flag after it commits, and the
+thread sends one NOTIFY for however many appends committed since its last one.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+
+import psycopg
+
+from flunq_events.db import conninfo
+
+CHANNEL = "flunq_events"
+log = logging.getLogger(__name__)
+
+
+class CommitNotifier:
+    IDLE_SECONDS = 30.0  # close the connection when nothing was appended for this long
+
+    def __init__(self) -> None:
+        self._wake = threading.Event()
+        self._lock = threading.Lock()
+        self._pid: int | None = None
+        self._closing = False
+
+    def poke(self) -> None:
+        """Say that an append committed; returns at once."""
+        if self._pid != os.getpid():  # first use, or a forked child: the thread did not survive
+            self._start()
+        self._wake.set()
+
+    def close(self) -> None:
+        """Stop the thread and close its connection (tests drop their database afterwards)."""
+        with self._lock:
+            if self._pid != os.getpid():
+                return
+            self._closing = True
+            self._wake.set()
+            self._thread.join(5)
+            self._pid, self._closing = None, False
+
+    def _start(self) -> None:
+        with self._lock:
+            if self._pid == os.getpid():
+                return
+            self._wake = threading.Event()
+            self._thread = threading.Thread(target=self._run, args=(conninfo(),), name="flunq-notifier", daemon=True)
+            self._thread.start()
+            self._pid = os.getpid()
+
+    def _run(self, dsn: str) -> None:
+        connection: psycopg.Connection | None = None
+        wake = self._wake
+        while True:
+            if not wake.wait(self.IDLE_SECONDS) and connection is not None:
+                connection.close()
+                connection = None
+                continue
+            wake.clear()
+            if self._closing:
+                if connection is not None:
+                    connection.close()
+                return
+            try:
+                if connection is None or connection.closed:
+                    connection = psycopg.connect(dsn, autocommit=True)
+                connection.execute(f"NOTIFY {CHANNEL}")
+            except psycopg.Error as exc:
+                log.warning("could not notify listeners (they fall back to polling): %s", exc)
+                connection = None
+                time.sleep(0.5)
+                wake.set()  # try again: listeners may be waiting for this one
+
+
+notifier = CommitNotifier()

@@ -1,0 +1,116 @@
+"""The ``flunq.events.v1.EventStore`` service: appends, reads, streams, and the live subscription.
+
+Each RPC calls the same service and selector functions as the REST views (``events.services.append``
+is the one append path; global reads go through ``events.selectors.read_all``, up to the horizon).
+"""
+
+from __future__ import annotations
+
+import grpc
+from django.conf import settings
+from django.db.models import Q
+
+from access.principal import Principal
+from events import horizon, selectors, services
+from flunq_events.errors import InvalidRequest
+from grpc_api import convert
+from grpc_api.generated.flunq.events.v1 import events_pb2 as pb
+from grpc_api.rpc import DatabaseThreads, server_stream, unary
+from grpc_api.subscribe import Subscription
+from streams.models import Stream
+from streams.services import delete_stream, stream_as_dict
+
+
+class EventStore:
+    def __init__(self, threads: DatabaseThreads) -> None:
+        self.threads = threads
+
+    @unary("events:write")
+    def AppendToStream(self, request: pb.AppendToStreamRequest, principal: Principal) -> pb.AppendResponse:
+        stream = convert.text(request.stream, "stream", required=True)
+        result = services.append(
+            convert.new_events(request.events), stream=stream, expected_version=convert.expected_version(request)
+        )
+        return convert.append_response(result)
+
+    @unary("events:write")
+    def Publish(self, request: pb.PublishRequest, principal: Principal) -> pb.AppendResponse:
+        if not request.HasField("event"):
+            raise InvalidRequest("event is required", field="event")
+        return convert.append_response(services.append([convert.new_event(request.event)]))
+
+    @unary("events:write")
+    def PublishBatch(self, request: pb.PublishBatchRequest, principal: Principal) -> pb.AppendResponse:
+        result = services.append(convert.new_events(request.events), expected_version=convert.expected_version(request))
+        return convert.append_response(result)
+
+    @unary("events:read")
+    def GetEvent(self, request: pb.GetEventRequest, principal: Principal) -> pb.RecordedEvent:
+        event_id = convert.text(request.id, "id", required=True)
+        return convert.recorded(selectors.get_event(event_id, convert.optional_text(request, "source")))
+
+    @unary("events:read")
+    def ReadStream(self, request: pb.ReadStreamRequest, principal: Principal) -> pb.ReadStreamResponse:
+        stream = convert.text(request.stream, "stream", required=True)
+        if request.direction not in (pb.DIRECTION_FORWARD, pb.DIRECTION_BACKWARD):
+            raise InvalidRequest(f"direction {request.direction} is not defined", field="direction")
+        from_version = (
+            convert.non_negative(request.from_version, "from_version") if request.HasField("from_version") else None
+        )
+        page = selectors.read_stream(
+            stream,
+            from_version=from_version,
+            limit=convert.limit(request.limit),
+            backwards=request.direction == pb.DIRECTION_BACKWARD,
+        )
+        return pb.ReadStreamResponse(
+            stream=stream, events=[convert.recorded(e) for e in page.events], next_version=page.next_version
+        )
+
+    @unary("events:read")
+    def ReadAll(self, request: pb.ReadAllRequest, principal: Principal) -> pb.ReadAllResponse:
+        after = convert.non_negative(request.after, "after")
+        limit = convert.limit(request.limit)
+        filter_ = convert.event_filter(request.filter)
+        upper = None
+        if convert.non_negative(request.min_position, "min_position"):
+            upper = horizon.wait_for(request.min_position, settings.MIN_POSITION_WAIT_SECONDS)
+        page = selectors.read_all(after, limit, filter_, horizon=upper)
+        return pb.ReadAllResponse(
+            events=[convert.recorded(e) for e in page.events], next_after=page.next_after, horizon=page.horizon
+        )
+
+    @server_stream("events:read")
+    async def Subscribe(
+        self, request: pb.SubscribeRequest, principal: Principal, context: grpc.aio.ServicerContext
+    ) -> None:
+        await Subscription(request, context, self.threads).run()
+
+    @unary("events:read")
+    def GetStream(self, request: pb.GetStreamRequest, principal: Principal) -> pb.StreamInfo:
+        stream = convert.text(request.stream, "stream", required=True)
+        return convert.stream_info(stream_as_dict(selectors.get_stream(stream, include_deleted=True)))
+
+    @unary("events:read")
+    def ListStreams(self, request: pb.ListStreamsRequest, principal: Principal) -> pb.ListStreamsResponse:
+        # The same query as GET /api/v1/streams.
+        limit = convert.limit(request.limit)
+        streams = Stream.objects.all()
+        if not request.include_deleted:
+            streams = streams.filter(deleted_at__isnull=True)
+        if (category := convert.optional_text(request, "category")) is not None:
+            streams = streams.filter(category=category)
+        if (prefix := convert.optional_text(request, "prefix")) is not None:
+            streams = streams.filter(name__startswith=prefix)
+        if (after := convert.optional_text(request, "after")) is not None:
+            streams = streams.filter(Q(name__gt=after))
+        page = list(streams.order_by("name")[:limit])
+        return pb.ListStreamsResponse(
+            streams=[convert.stream_info(stream_as_dict(s)) for s in page],
+            next_after=page[-1].name if len(page) == limit else None,
+        )
+
+    @unary("admin")
+    def DeleteStream(self, request: pb.DeleteStreamRequest, principal: Principal) -> pb.StreamInfo:
+        stream = convert.text(request.stream, "stream", required=True)
+        return convert.stream_info(stream_as_dict(delete_stream(stream)))

@@ -1,0 +1,271 @@
+"""The per-process log tailer: one LISTEN, one read per wake-up, fanned out to every live client.
+
+Each server process runs one ``LogTailer`` (per event loop). It LISTENs on the PostgreSQL channel
+``flunq_events`` (``flunq_append`` notifies at commit) and, on each wake-up, reads the events
+after its cursor up to the safe horizon and hands them, as one ``Batch``, to the ``Mailbox`` of
+every client feed in the process. Clients never query the log while live, so N clients cost one
+read per wake-up, not N.
+
+Every process tails the log itself: an event appended through any process reaches websockets on
+all of them, with the log (not a broker) deciding what and in which order. NOTIFY can be lost and
+the horizon can lag (a transaction holding an older xid still runs; its end sends no NOTIFY when it
+is not an append), so the tailer also polls: every LIVE_POLL_SECONDS, and quickly, with back-off,
+while the horizon is behind the newest committed event.
+
+A batch covers a position range ``(lo, hi]`` completely: it carries every event in it. Feeds use
+that to join, skip what they have, and detect gaps they must read from the log (see ``live.feed``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections import deque
+from dataclasses import dataclass
+from datetime import UTC
+from typing import Any
+
+import orjson
+import psycopg
+from django.conf import settings
+from django.db import connections
+from psycopg.conninfo import make_conninfo
+
+from events.selectors import COLUMNS, to_cloudevent
+
+logger = logging.getLogger(__name__)
+
+CHANNEL = "flunq_events"
+_READ = f'SELECT {COLUMNS} FROM flunq_events WHERE "position" > %s AND "position" <= %s ORDER BY "position" LIMIT %s'
+_HORIZON = 'SELECT flunq_horizon(), (SELECT coalesce(max("position"), 0) FROM flunq_events)'
+
+
+def render(event: dict[str, Any]) -> str:
+    """A stored event as JSON text, exactly as the REST API renders it (``flunq_events.api``)."""
+    return orjson.dumps(event, option=orjson.OPT_UTC_Z | orjson.OPT_NON_STR_KEYS).decode()
+
+
+@dataclass(frozen=True, slots=True)
+class LiveEvent:
+    """One event, rendered once per process: the CloudEvent (for filters) and its JSON text."""
+
+    position: int
+    event: dict[str, Any]
+    text: str
+
+    @classmethod
+    def from_row(cls, row: tuple) -> LiveEvent:
+        event = to_cloudevent(row)
+        event["recordedtime"] = event["recordedtime"].astimezone(UTC)
+        return cls(event["position"], event, render(event))
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """Every event with ``lo < position <= hi``, in position order."""
+
+    lo: int
+    hi: int
+    events: tuple[LiveEvent, ...]
+
+
+class Mailbox:
+    """A client's bounded queue of batches. Past ``limit`` queued events it overflows: it is
+    emptied and closed, and the feed tells its client where to resume (never a silent drop)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.batches: deque[Batch] = deque()
+        self.pending = 0
+        self.overflowed = False
+        self._ready = asyncio.Event()
+
+    def put(self, batch: Batch) -> bool:
+        """Queue ``batch``; False when the mailbox overflowed (then it takes nothing more)."""
+        if self.overflowed:
+            return False
+        # A batch is taken whole while the client is under its limit, so one large append never
+        # overflows a client that keeps up.
+        if self.pending >= self.limit:
+            self.overflowed = True
+            self.batches.clear()
+            self.pending = 0
+            self._ready.set()
+            return False
+        self.batches.append(batch)
+        self.pending += len(batch.events)
+        self._ready.set()
+        return True
+
+    def take(self) -> Batch | None:
+        if not self.batches:
+            self._ready.clear()
+            return None
+        batch = self.batches.popleft()
+        self.pending -= len(batch.events)
+        return batch
+
+    async def wait(self, timeout: float | None) -> None:
+        """Until a batch, an overflow or ``wake()``; at most ``timeout`` seconds."""
+        if timeout is None:
+            await self._ready.wait()
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._ready.wait(), timeout)
+
+    def wake(self) -> None:
+        self._ready.set()
+
+
+def conninfo() -> str:
+    """Connection string of Django's default database (the test database under pytest)."""
+    db = connections["default"].settings_dict
+    return make_conninfo(
+        dbname=db["NAME"],
+        user=db.get("USER") or None,
+        password=db.get("PASSWORD") or None,
+        host=db.get("HOST") or None,
+        port=str(db["PORT"]) if db.get("PORT") else None,
+        options="-c TimeZone=UTC",
+        application_name="flunq-live-tailer",
+    )
+
+
+class LogTailer:
+    def __init__(self, *, page_size: int, poll_seconds: float) -> None:
+        self.page_size = page_size
+        self.poll_seconds = poll_seconds
+        self.subscribers: set[Mailbox] = set()
+        # Everything up to ``cursor`` has been handed to subscribers; None until connected.
+        self.cursor: int | None = None
+        self.horizon = 0
+        self.newest = 0  # the highest committed position seen by the last read
+        self.reads = 0
+        self.started = asyncio.Event()
+        self._broadcast_hi = 0
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task | None = None
+
+    # --- clients ---------------------------------------------------------------------------------
+
+    def subscribe(self, limit: int) -> Mailbox:
+        mailbox = Mailbox(limit)
+        self.subscribers.add(mailbox)
+        self.start()
+        return mailbox
+
+    def unsubscribe(self, mailbox: Mailbox) -> None:
+        self.subscribers.discard(mailbox)
+
+    def poke(self) -> None:
+        """Read now (e.g. a client asked for a position the tailer has not reached)."""
+        self._wake.set()
+
+    # --- lifecycle -------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="flunq-live-tailer")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        delay = 0.1
+        while True:
+            try:
+                await self._session(conninfo())
+            except asyncio.CancelledError:
+                raise
+            except (psycopg.Error, OSError) as exc:
+                logger.warning("live tailer lost the database (%s); retrying in %.1fs", exc, delay)
+            except Exception:
+                logger.exception("live tailer failed; restarting in %.1fs", delay)
+            await asyncio.sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 2, 5.0)
+
+    async def _session(self, info: str) -> None:
+        async with (
+            await psycopg.AsyncConnection.connect(info, autocommit=True) as listener,
+            await psycopg.AsyncConnection.connect(info, autocommit=True) as reader,
+        ):
+            await listener.execute(f"LISTEN {CHANNEL}")
+            listening = asyncio.create_task(self._listen(listener))
+            try:
+                if self.cursor is None:
+                    self.cursor = self._broadcast_hi = (await self._positions(reader))[0]
+                    self.started.set()
+                lag_wait = 0.002
+                while True:
+                    self._wake.clear()
+                    lagging = await self.step(reader)
+                    if listening.done():
+                        listening.result()  # the listener's error: reconnect both
+                    if lagging:
+                        timeout, lag_wait = lag_wait, min(lag_wait * 2, 0.1)
+                    else:
+                        timeout, lag_wait = self.poll_seconds, 0.002
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), timeout)
+            finally:
+                listening.cancel()
+
+    async def _listen(self, conn: psycopg.AsyncConnection) -> None:
+        try:
+            async for _ in conn.notifies():
+                self._wake.set()
+        finally:
+            self._wake.set()
+
+    async def _positions(self, conn: psycopg.AsyncConnection) -> tuple[int, int]:
+        cursor = await conn.execute(_HORIZON)
+        horizon, newest = await cursor.fetchone()
+        return horizon, newest
+
+    async def step(self, conn: psycopg.AsyncConnection) -> bool:
+        """One read: every event up to the horizon to the subscribers. True while lagging."""
+        horizon, newest = await self._positions(conn)
+        self.reads += 1
+        while self.cursor < horizon:
+            cursor = await conn.execute(_READ, (self.cursor, horizon, self.page_size))
+            rows = await cursor.fetchall()
+            hi = rows[-1][0] if len(rows) == self.page_size else horizon
+            if rows:
+                self._broadcast(Batch(self._broadcast_hi, hi, tuple(LiveEvent.from_row(r) for r in rows)))
+                self._broadcast_hi = hi
+            self.cursor = hi
+        self.horizon, self.newest = horizon, newest
+        return horizon < newest
+
+    def _broadcast(self, batch: Batch) -> None:
+        for mailbox in [m for m in self.subscribers if not m.put(batch)]:
+            self.subscribers.discard(mailbox)
+
+
+_tailers: dict[asyncio.AbstractEventLoop, LogTailer] = {}
+
+
+def get_tailer() -> LogTailer:
+    """The tailer of the running event loop (one per server process)."""
+    loop = asyncio.get_running_loop()
+    tailer = _tailers.get(loop)
+    if tailer is None:
+        for old in [other for other in _tailers if other.is_closed()]:
+            del _tailers[old]
+        tailer = _tailers[loop] = LogTailer(
+            page_size=settings.LIVE_PAGE_SIZE, poll_seconds=settings.LIVE_POLL_SECONDS
+        )
+    return tailer
+
+
+async def stop_tailer() -> None:
+    """Stop the running loop's tailer (tests, shutdown)."""
+    tailer = _tailers.pop(asyncio.get_running_loop(), None)
+    if tailer is not None:
+        await tailer.stop()

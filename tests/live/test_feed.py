@@ -1,0 +1,54 @@
+"""The feed on its own: a client that falls behind is told where to resume, and loses nothing."""
+
+from __future__ import annotations
+
+import pytest
+
+from events.selectors import EventFilter
+from live.feed import Feed
+from live.query import Start
+from tests.live.conftest import append_one, wait_for
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+async def test_overflow_sends_resync_and_resuming_there_loses_and_repeats_nothing(tailer):
+    first = await append_one("task.before")
+    feed = Feed(EventFilter(), Start("position", first - 1), buffer=2, heartbeat=0)
+    items = feed.items()
+    assert [(await anext(items)).kind for _ in range(3)] == ["subscribed", "event", "caught_up"]
+
+    # The client reads nothing while three appends arrive, one batch each: the third overflows.
+    positions = []
+    for index in range(3):
+        positions.append(await append_one("task.behind", taskid=str(index)))
+        await wait_for(lambda: tailer.cursor >= positions[-1])
+    resync = await anext(items)
+    assert (resync.kind, resync.position) == ("resync", first)
+    with pytest.raises(StopAsyncIteration):
+        await anext(items)
+    assert tailer.subscribers == set()
+
+    resumed = Feed(EventFilter(), Start("position", resync.position), heartbeat=0).items()
+    seen = []
+    async for item in resumed:
+        if item.kind == "event":
+            seen.append(item.position)
+        if item.kind == "caught_up":
+            break
+    assert seen == positions
+    await resumed.aclose()
+
+
+async def test_a_batch_larger_than_the_buffer_is_taken_by_a_client_that_keeps_up(tailer):
+    from events import services
+    from live import db
+    from tests.events.helpers import new_event
+
+    feed = Feed(EventFilter(types=["bulk.*"]), Start("now"), buffer=2, heartbeat=0)
+    items = feed.items()
+    assert [(await anext(items)).kind for _ in range(2)] == ["subscribed", "caught_up"]
+    result = await db.run(services.append, [new_event("bulk.item") for _ in range(5)])
+    got = [(await anext(items)).position for _ in range(5)]
+    assert got == [e.position for e in result.events]
+    await items.aclose()

@@ -1,0 +1,73 @@
+"""Server-Sent Events: the same feed over plain HTTP, resumable with Last-Event-ID."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from tests.live.conftest import append_one
+from tests.live.sse_client import SSE
+
+pytestmark = pytest.mark.django_db(transaction=True)
+PATH = "/api/v1/events/stream"
+
+
+def bearer(token: str) -> list[tuple[bytes, bytes]]:
+    return [(b"authorization", f"Bearer {token}".encode())]
+
+
+async def test_catch_up_live_and_resume_with_last_event_id(tailer, token_for):
+    token = await token_for()
+    one = await append_one("task.one")
+    two = await append_one("task.two")
+    stream = SSE(PATH, "from=beginning&types=task.*", bearer(token))
+    assert await stream.start() == 200
+    assert stream.headers[b"content-type"].startswith(b"text/event-stream")
+    frames = await stream.frames_until("caught_up")
+    assert frames[0]["event"] == "subscribed" and frames[0]["data"]["filter"] == {"types": ["task.*"]}
+    events = [f for f in frames if f["event"] == "message"]
+    assert [(f["id"], f["data"]["type"]) for f in events] == [(str(one), "task.one"), (str(two), "task.two")]
+    await append_one("other.skipped")
+    three = await append_one("task.three")
+    [live] = await stream.events(1)
+    assert (live["id"], live["data"]["position"]) == (str(three), three)
+    await stream.close()
+
+    resumed = SSE(PATH, "from=now&types=task.*", [*bearer(token), (b"last-event-id", str(one).encode())])
+    assert await resumed.start() == 200
+    assert [f["data"]["position"] for f in await resumed.events(2)] == [two, three]
+    await resumed.close()
+
+
+@pytest.mark.parametrize(
+    ("query", "headers", "status", "needle"),
+    [
+        ("colour=red", [], 400, "unknown parameter(s): colour"),
+        ("from=tomorrow", [], 400, "from must be a position"),
+        ("", [(b"last-event-id", b"abc")], 400, "Last-Event-ID must be a position"),
+        ("tenantid=x", None, 403, "bound to tenant"),
+    ],
+)
+async def test_bad_requests_are_json_errors(tailer, token_for, query, headers, status, needle):
+    if headers is None:
+        token, headers = await token_for(tenant="acme"), []
+    else:
+        token = await token_for()
+    stream = SSE(PATH, query, [*bearer(token), *headers])
+    assert await stream.start() == status
+    body = orjson.loads(await stream.body())
+    assert needle in body["message"]
+
+
+async def test_authentication_is_required(tailer, token_for):
+    stream = SSE(PATH)
+    assert await stream.start() == 401
+    assert stream.headers[b"www-authenticate"] == b'Bearer realm="flunq"'
+    assert orjson.loads(await stream.body())["error"] == "unauthenticated"
+    stream = SSE(PATH, headers=bearer(await token_for(["events:write"])))
+    assert await stream.start() == 403
+
+
+def test_only_get_is_allowed(api):
+    response = api.post(PATH)
+    assert response.status_code == 405 and response.json()["error"] == "method_not_allowed"

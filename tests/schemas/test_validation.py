@@ -1,0 +1,216 @@
+"""Appends of a registered type are validated; a failure is a 422 naming each error, nothing written."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from events import services as events
+from events.cloudevents import from_structured
+from events.models import Event
+from flunq_events.errors import ValidationFailed
+from schemas import services, validation
+from schemas.models import Schema, SchemaVersion, Subject
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+_ids = itertools.count(1)
+ORDER = {
+    "type": "object",
+    "properties": {"amount": {"type": "number", "minimum": 0}, "items": {"type": "array", "items": {"type": "string"}}},
+    "required": ["amount"],
+}
+ORDER_V2 = {**ORDER, "properties": {**ORDER["properties"], "amount": {"type": "number", "minimum": 10}}}
+
+
+def event(type_: str = "order.placed", **attributes):
+    return from_structured(
+        {"specversion": "1.0", "id": f"v-{next(_ids)}", "source": "/tests/schemas", "type": type_, **attributes}
+    )
+
+
+def stored(type_: str = "order.placed") -> int:
+    return Event.objects.filter(type=type_).count()
+
+
+def refused(*batch) -> list[dict]:
+    with pytest.raises(ValidationFailed) as caught:
+        events.append(list(batch))
+    assert caught.value.http_status == 422
+    return caught.value.extra["errors"]
+
+
+def test_unregistered_types_are_accepted():
+    events.append([event(data={"anything": True})])
+    assert stored() == 1
+
+
+def test_valid_data_is_accepted_and_invalid_refused_with_pointers():
+    services.register("order.placed", ORDER)
+    events.append([event(data={"amount": 3, "items": ["a"]})])
+    errors = refused(event(data={"amount": -1, "items": ["a", 2]}))
+    assert {(e["pointer"], e["keyword"]) for e in errors} == {("/0/data/amount", "minimum"), ("/0/data/items/1", "type")}
+    assert all(e["subject"] == "order.placed" and e["version"] == 1 for e in errors)
+    assert any(e["schema_pointer"] == "/properties/amount/minimum" for e in errors)
+    assert stored() == 1
+
+
+def test_a_batch_is_refused_whole_and_errors_carry_the_index():
+    services.register("order.placed", ORDER)
+    errors = refused(event(data={"amount": 1}), event("other.type", data={}), event(data={"items": []}))
+    assert errors == [
+        {"index": 2, "pointer": "/2/data", "keyword": "required", "message": "'amount' is a required property",
+         "schema_pointer": "/required", "subject": "order.placed", "version": 1}
+    ]  # fmt: skip
+    assert Event.objects.count() == 0
+
+
+def test_keys_needing_escapes_in_pointers():
+    services.register("order.placed", {"properties": {"a/b": {"properties": {"c~d": {"type": "string"}}}}})
+    errors = refused(event(data={"a/b": {"c~d": 1}}))
+    assert errors[0]["pointer"] == "/0/data/a~1b/c~0d"
+
+
+def test_validation_can_be_switched_off_per_subject():
+    services.register("order.placed", ORDER)
+    services.set_subject_config("order.placed", validate=False)
+    events.append([event(data={"amount": "lots"})])
+    assert stored() == 1
+
+
+def test_schemas_required(settings):
+    settings.SCHEMA_REQUIRED = True
+    errors = refused(event("unknown.type", data={}))
+    assert errors[0]["pointer"] == "/0/type" and "SCHEMA_REQUIRED" in errors[0]["message"]
+    services.register("order.placed", ORDER)
+    services.set_subject_config("order.placed", validate=False)
+    events.append([event(data={})])  # registered, validation off: accepted
+    assert Event.objects.count() == 1
+
+
+def test_latest_live_version_is_used():
+    services.set_subject_config("order.placed", compatibility="NONE")
+    services.register("order.placed", ORDER)
+    services.register("order.placed", ORDER_V2)
+    refused(event(data={"amount": 5}))
+    services.delete_version("order.placed", 2)
+    events.append([event(data={"amount": 5})])
+    services.delete_subject("order.placed")
+    events.append([event(data={"amount": "anything goes"})])
+    assert stored() == 2
+
+
+@pytest.mark.parametrize(
+    "dataschema",
+    [
+        "/api/v1/schemas/order.placed/versions/1",
+        "https://events.example.com/api/v1/schemas/order.placed/versions/1",
+        "http://127.0.0.1:8081/schema-registry/subjects/order.placed/versions/1",
+    ],
+)
+def test_dataschema_picks_a_version(dataschema):
+    services.set_subject_config("order.placed", compatibility="NONE")
+    services.register("order.placed", ORDER)
+    services.register("order.placed", ORDER_V2)
+    events.append([event(data={"amount": 5}, dataschema=dataschema)])
+    errors = refused(event(data={"amount": -5}, dataschema=dataschema))
+    assert errors[0]["version"] == 1
+
+
+def test_dataschema_latest_and_foreign_uris_mean_the_latest_version():
+    services.register("order.placed", ORDER)
+    refused(event(data={}, dataschema="/api/v1/schemas/order.placed/versions/latest"))
+    refused(event(data={}, dataschema="https://schemas.example.com/order.json"))
+    events.append([event(data={"amount": 1}, dataschema="https://schemas.example.com/order.json")])
+
+
+@pytest.mark.parametrize(
+    ("dataschema", "words"),
+    [
+        ("/api/v1/schemas/order.placed/versions/7", "not a registered live version"),
+        ("/api/v1/schemas/order.placed/versions/zero", "not a registered live version"),
+        ("/api/v1/schemas/order.placed/versions/0", "not a registered live version"),
+        ("/api/v1/schemas/other.subject/versions/1", "must name a version of its own type"),
+    ],
+)
+def test_dataschema_naming_a_missing_version_or_another_subject(dataschema, words):
+    services.register("order.placed", ORDER)
+    services.register("other.subject", {})
+    errors = refused(event(data={"amount": 1}, dataschema=dataschema))
+    assert errors[0]["pointer"] == "/0/dataschema" and words in errors[0]["message"]
+
+
+def test_dataschema_naming_a_soft_deleted_version():
+    services.register("order.placed", ORDER)
+    services.register("order.placed", {**ORDER, "required": []})
+    services.delete_version("order.placed", 1)
+    refused(event(data={"amount": 1}, dataschema="/api/v1/schemas/order.placed/versions/1"))
+
+
+def test_missing_and_binary_data():
+    services.register("order.placed", ORDER)
+    errors = refused(event())
+    assert errors[0]["pointer"] == "/0/data" and "no data" in errors[0]["message"]
+    errors = refused(event(data_base64="AAEC"))
+    assert errors[0]["pointer"] == "/0/data_base64"
+    services.register("maybe.empty", {"type": ["object", "null"]})
+    events.append([event("maybe.empty")])
+
+
+def test_draft7_schemas_validate_with_draft7_rules():
+    services.register(
+        "order.placed",
+        {"$schema": "http://json-schema.org/draft-07/schema#", "definitions": {"n": {"type": "integer"}},
+         "properties": {"amount": {"$ref": "#/definitions/n", "maximum": 0}}},  # fmt: skip
+    )
+    # Draft 7 ignores keywords next to $ref: maximum does not apply.
+    events.append([event(data={"amount": 5})])
+    errors = refused(event(data={"amount": 1.5}))
+    assert errors[0]["keyword"] == "type"
+
+
+def test_remote_references_are_never_fetched():
+    # Such a schema cannot be registered (it is refused with 422); a row written around the
+    # registry still must not make the validator reach the network.
+    remote = {"properties": {"amount": {"$ref": "http://127.0.0.1:9/remote.json"}}}
+    schema = Schema.objects.create(canonical='{"properties":{"amount":{"$ref":"http://127.0.0.1:9/remote.json"}}}',
+                                   fingerprint="x" * 64, document=remote)  # fmt: skip
+    SchemaVersion.objects.create(subject=Subject.objects.create(name="order.placed", last_version=1), version=1,
+                                 schema=schema)  # fmt: skip
+    errors = refused(event(data={"amount": 1}))
+    assert errors[0]["keyword"] == "$ref" and "does not resolve" in errors[0]["message"]
+
+
+def test_changes_from_another_process_are_seen_after_the_cache_time(settings):
+    services.register("order.placed", ORDER)
+    refused(event(data={}))
+    # Another process soft-deletes the version: this process does not hear about it...
+    settings.SCHEMA_CACHE_SECONDS = 3600
+    SchemaVersion.objects.update(deleted_at="2026-01-01T00:00:00Z")
+    refused(event(data={}))
+    # ...until its copy is older than SCHEMA_CACHE_SECONDS.
+    settings.SCHEMA_CACHE_SECONDS = 0
+    events.append([event(data={})])
+
+
+def test_changes_in_this_process_are_seen_at_once(settings):
+    settings.SCHEMA_CACHE_SECONDS = 3600
+    events.append([event(data={})])
+    services.register("order.placed", ORDER)
+    refused(event(data={}))
+    services.set_subject_config("order.placed", validate=False)
+    events.append([event(data={})])
+    assert validation.latest_targets()["order.placed"].validate is False
+
+
+def test_rest_append_answers_422_with_the_errors(api):
+    services.register("order.placed", ORDER)
+    body = {"specversion": "1.0", "id": "r-1", "source": "/tests", "type": "order.placed", "data": {"amount": "x"}}
+    response = api.post("/api/v1/events", body, format="json")
+    assert response.status_code == 422
+    payload = response.json()
+    assert payload["error"] == "schema_validation_failed"
+    assert payload["errors"][0]["pointer"] == "/0/data/amount"
+    assert "/0/data/amount" in payload["message"]
+    assert stored() == 0

@@ -1,0 +1,89 @@
+"""Replay: a tracked, cancelable job re-enqueues a slice of the log without moving the live position."""
+
+from __future__ import annotations
+
+import pytest
+
+from events.selectors import get_event
+from subscriptions import pull
+from subscriptions.delivery import Deliverer
+from subscriptions.models import ReplayJob, Subscription
+from tests.subscriptions.conftest import append_to, run_until
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _time(position: int) -> str:
+    from events.selectors import read_all
+
+    event = read_all(position - 1, 1).events[0]
+    return event["recordedtime"].isoformat().replace("+00:00", "Z")
+
+
+def test_replay_by_time_delivers_exactly_the_slice(api, admin_api):
+    positions = [append_to(f"replay-{i % 3}", 1, type_="task.completed")[0] for i in range(10)]
+    sub_id = api.post("/api/v1/subscriptions", {"name": "r", "kind": "pull", "start": "now"}, format="json").json()["id"]
+    subscription = Subscription.objects.get(id=sub_id)
+    checkpoint = subscription.checkpoint
+    assert pull.fetch(subscription, consumer="c", max_events=100, lease_seconds=30) == []
+
+    body = {"from": _time(positions[3]), "until": _time(positions[7])}
+    response = admin_api.post(f"/api/v1/subscriptions/{sub_id}/replay", body, format="json")
+    assert response.status_code == 202, response.json()
+    job = response.json()
+    assert job["state"] == "running"
+
+    got = []
+    while batch := pull.fetch(subscription, consumer="c", max_events=100, lease_seconds=30):
+        got.extend(batch)
+        pull.ack(subscription, consumer="c", ack_ids=[pull.parse_ack_ids([m.ack_id])[0] for m in batch])
+    assert sorted(m.event["position"] for m in got) == positions[3:7]  # [from, until)
+    assert {m.replay_job for m in got} == {job["id"]}
+    pull.fetch(subscription, consumer="c", max_events=1, lease_seconds=30)  # lets the job finish
+    done = api.get(f"/api/v1/subscriptions/{sub_id}/replays/{job['id']}").json()
+    assert (done["state"], done["enqueued"], done["delivered"]) == ("completed", 4, 4)
+    subscription.refresh_from_db()
+    assert subscription.checkpoint >= checkpoint  # the live position was not rewound
+
+
+def test_replay_by_position_and_types_to_a_webhook(api, admin_api, allow_local, receiver):
+    append_to("mixed-1", 2, type_="workflow.created")
+    wanted = append_to("mixed-1", 2, type_="task.completed")
+    append_to("mixed-1", 1, type_="task.completed")
+    sub = api.post("/api/v1/subscriptions", {"name": "w", "kind": "webhook", "url": receiver.url},
+                   format="json").json()  # fmt: skip
+    body = {"from": 1, "until": wanted[-1] + 1, "types": ["task.*"]}
+    job = admin_api.post(f"/api/v1/subscriptions/{sub['id']}/replay", body, format="json").json()
+    worker = Deliverer(concurrency=2)
+    try:
+        run_until(worker.step, lambda: ReplayJob.objects.get(id=job["id"]).state == "completed")
+    finally:
+        worker.close()
+    assert [e["position"] for e in receiver.ok_events()] == wanted
+    assert receiver.received[0].headers["webhook-id"].endswith(f"-replay{job['id']}")
+
+
+def test_cancel_a_replay(api, admin_api):
+    append_to("cancel-1", 5)
+    sub_id = api.post("/api/v1/subscriptions", {"name": "c", "kind": "pull", "start": "now"}, format="json").json()["id"]
+    job = admin_api.post(f"/api/v1/subscriptions/{sub_id}/replay", {"from": 0}, format="json").json()
+    subscription = Subscription.objects.get(id=sub_id)
+    assert len(pull.fetch(subscription, consumer="c", max_events=2, lease_seconds=30)) == 2
+    canceled = admin_api.post(f"/api/v1/subscriptions/{sub_id}/replays/{job['id']}/cancel")
+    assert canceled.status_code == 200 and canceled.json()["state"] == "canceled"
+    assert pull.fetch(subscription, consumer="d", max_events=10, lease_seconds=30) == []
+    again = admin_api.post(f"/api/v1/subscriptions/{sub_id}/replays/{job['id']}/cancel")
+    assert again.status_code == 409
+    listed = api.get(f"/api/v1/subscriptions/{sub_id}/replays").json()["replays"]
+    assert [j["id"] for j in listed] == [job["id"]]
+
+
+def test_rewind_moves_the_live_checkpoint(api, admin_api):
+    positions = append_to("rewind-1", 3)
+    sub_id = api.post("/api/v1/subscriptions", {"name": "rw", "kind": "pull", "start": "now"}, format="json").json()["id"]
+    assert api.patch(f"/api/v1/subscriptions/{sub_id}", {"rewind": positions[1]}, format="json").status_code == 403
+    response = admin_api.patch(f"/api/v1/subscriptions/{sub_id}", {"rewind": positions[1]}, format="json")
+    assert response.json()["progress"]["checkpoint"] == positions[0]
+    got = pull.fetch(Subscription.objects.get(id=sub_id), consumer="c", max_events=10, lease_seconds=30)
+    assert [m.event["position"] for m in got] == positions[1:]
+    assert get_event(got[0].event["id"])["position"] == positions[1]
