@@ -7,13 +7,17 @@ BIN := $(VENV)/bin
 RUNTIME_STAMP := $(VENV)/.runtime-installed
 DEV_STAMP := $(VENV)/.dev-installed
 
-.PHONY: run test bench lint format install install-dev clean proto
+.PHONY: run test bench lint format install install-dev clean proto chromium
 
 run: $(RUNTIME_STAMP)
 	$(BIN)/python -m flunq_events.launch
 
-test: $(DEV_STAMP)
+test: $(DEV_STAMP) chromium
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The live page is tested in a real headless Chromium (Debian's package).
+chromium:
+	command -v chromium || (apt-get update && apt-get install -y chromium)
 
 bench: $(DEV_STAMP)
 	$(BIN)/python -m bench $(BENCH_ARGS)

@@ -490,8 +490,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--http-workers", type=int, default=1, help="uvicorn worker processes (default 1)")
     parser.add_argument(
         "--http-pools",
-        default="0,16",
-        help="DB_POOL_MAX_SIZE of the server, one HTTP row each; 0 = no pool (default 0,16)",
+        default="16",
+        help="DB_POOL_MAX_SIZE of the server, one HTTP row each; 0 = none (default 16)",
     )
     parser.add_argument("--markdown", action="store_true", help="print the results as a Markdown table too")
     parser.add_argument("--keep", action="store_true", help="keep the benchmark databases afterwards")

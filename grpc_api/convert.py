@@ -47,7 +47,9 @@ def _where(index: int | None, name: str) -> str:
 def _attribute(value: ce.CloudEvent.CloudEventAttributeValue, index: int | None, name: str) -> Any:
     kind = value.WhichOneof("attr")
     if kind is None:
-        raise InvalidEvent(f"{_where(index, name)}: the attribute has no value", attribute=_where(index, name))
+        raise InvalidEvent(
+            f"{_where(index, name)}: the attribute has no value", attribute=_where(index, name)
+        )
     if kind == "ce_timestamp":
         return format_time(value.ce_timestamp.ToDatetime(tzinfo=UTC))
     if kind == "ce_bytes":
@@ -80,7 +82,9 @@ def new_event(message: ce.CloudEvent, index: int | None = None) -> NewEvent:
     content_type = obj.get("datacontenttype") if isinstance(obj.get("datacontenttype"), str) else None
     kind = message.WhichOneof("data")
     if kind == "text_data":
-        obj["data"] = _json(message.text_data, index) if is_json_media_type(content_type) else message.text_data
+        obj["data"] = (
+            _json(message.text_data, index) if is_json_media_type(content_type) else message.text_data
+        )
     elif kind == "binary_data":
         raw = message.binary_data
         if content_type and is_json_media_type(content_type):
@@ -120,7 +124,9 @@ def expected_version(request: Any) -> str:
         return services.ANY
     if which == "expected_state":
         if request.expected_state not in _EXPECTED_STATES:
-            raise InvalidRequest(f"expected_state {request.expected_state} is not defined", field="expected_state")
+            raise InvalidRequest(
+                f"expected_state {request.expected_state} is not defined", field="expected_state"
+            )
         return _EXPECTED_STATES[request.expected_state]
     if request.expected_version < 0:
         raise InvalidRequest(
@@ -145,7 +151,9 @@ def limit(value: int, name: str = "limit", default: int | None = None) -> int:
     if value == 0:
         return default or settings.PAGE_SIZE_DEFAULT
     if not 1 <= value <= settings.PAGE_SIZE_MAX:
-        raise InvalidRequest(f"{name} must be between 1 and {settings.PAGE_SIZE_MAX}, got {value}", field=name)
+        raise InvalidRequest(
+            f"{name} must be between 1 and {settings.PAGE_SIZE_MAX}, got {value}", field=name
+        )
     return value
 
 
@@ -164,7 +172,7 @@ def moment(timestamp: Timestamp, name: str) -> datetime:
 
 def event_filter(message: pb.EventFilter) -> selectors.EventFilter:
     types = [text(value, "filter.types", required=True) for value in message.types]
-    names = selectors.EventFilter.EQUALITY + ("category",)
+    names = (*selectors.EventFilter.EQUALITY, "category")
     return selectors.EventFilter(
         types=types,
         since=moment(message.since, "filter.since") if message.HasField("since") else None,
@@ -281,4 +289,3 @@ def snapshot(values: dict[str, Any]) -> pb.Snapshot:
         type=values["type"] or "",
         created_at=timestamp(values["created_at"]),
     )
-

@@ -29,7 +29,9 @@ class EventStore:
     def AppendToStream(self, request: pb.AppendToStreamRequest, principal: Principal) -> pb.AppendResponse:
         stream = convert.text(request.stream, "stream", required=True)
         result = services.append(
-            convert.new_events(request.events), stream=stream, expected_version=convert.expected_version(request)
+            convert.new_events(request.events),
+            stream=stream,
+            expected_version=convert.expected_version(request),
         )
         return convert.append_response(result)
 
@@ -41,7 +43,9 @@ class EventStore:
 
     @unary("events:write")
     def PublishBatch(self, request: pb.PublishBatchRequest, principal: Principal) -> pb.AppendResponse:
-        result = services.append(convert.new_events(request.events), expected_version=convert.expected_version(request))
+        result = services.append(
+            convert.new_events(request.events), expected_version=convert.expected_version(request)
+        )
         return convert.append_response(result)
 
     @unary("events:read")
@@ -55,7 +59,9 @@ class EventStore:
         if request.direction not in (pb.DIRECTION_FORWARD, pb.DIRECTION_BACKWARD):
             raise InvalidRequest(f"direction {request.direction} is not defined", field="direction")
         from_version = (
-            convert.non_negative(request.from_version, "from_version") if request.HasField("from_version") else None
+            convert.non_negative(request.from_version, "from_version")
+            if request.HasField("from_version")
+            else None
         )
         page = selectors.read_stream(
             stream,
@@ -77,7 +83,9 @@ class EventStore:
             upper = horizon.wait_for(request.min_position, settings.MIN_POSITION_WAIT_SECONDS)
         page = selectors.read_all(after, limit, filter_, horizon=upper)
         return pb.ReadAllResponse(
-            events=[convert.recorded(e) for e in page.events], next_after=page.next_after, horizon=page.horizon
+            events=[convert.recorded(e) for e in page.events],
+            next_after=page.next_after,
+            horizon=page.horizon,
         )
 
     @server_stream("events:read")

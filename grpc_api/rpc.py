@@ -74,7 +74,9 @@ class DatabaseThreads:
         self.executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="grpc-db")
 
     async def run(self, func: Callable[..., T], *args: Any) -> T:
-        return await sync_to_async(_with_connection, thread_sensitive=False, executor=self.executor)(func, *args)
+        return await sync_to_async(_with_connection, thread_sensitive=False, executor=self.executor)(
+            func, *args
+        )
 
     def shutdown(self) -> None:
         self.executor.shutdown(wait=True, cancel_futures=True)
@@ -127,11 +129,17 @@ class DatabaseUnavailable(ServiceError):
 
 
 async def _fail(context: grpc.aio.ServicerContext, exc: Exception) -> None:
-    if isinstance(exc, ServiceError):
-        await abort(context, exc)
-    if isinstance(exc, OperationalError | InterfaceError):
-        log.warning("database unavailable: %s", exc)
-        await context.abort(grpc.StatusCode.UNAVAILABLE, "the database is unavailable; retry later")
+    try:
+        if isinstance(exc, ServiceError):
+            await abort(context, exc)
+        if isinstance(exc, OperationalError | InterfaceError):
+            log.warning("database unavailable: %s", exc)
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "the database is unavailable; retry later")
+    except grpc.aio.AbortError:
+        raise
+    except Exception as failed:  # the client is gone: there is nobody to tell
+        log.info("could not send the error status (%s): %s", exc, failed)
+        return
     raise exc
 
 

@@ -39,11 +39,15 @@ class GrpcServer:
         servicers = {"EventStore": EventStore(self.threads), "Snapshots": Snapshots(self.threads)}
         for service in SERVICES:
             handlers = method_handlers(servicers[service.name], service, self.threads)
-            self.server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service.full_name, handlers),))
+            self.server.add_generic_rpc_handlers(
+                (grpc.method_handlers_generic_handler(service.full_name, handlers),)
+            )
             self.server.add_registered_method_handlers(service.full_name, handlers)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         names = [service.full_name for service in SERVICES]
-        reflection.enable_server_reflection([*names, health.SERVICE_NAME, reflection.SERVICE_NAME], self.server)
+        reflection.enable_server_reflection(
+            [*names, health.SERVICE_NAME, reflection.SERVICE_NAME], self.server
+        )
 
     async def start(self) -> int:
         """Bind and start serving; returns the port (useful when 0 asked for a free one)."""

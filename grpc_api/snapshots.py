@@ -20,7 +20,9 @@ class Snapshots:
     def SaveSnapshot(self, request: pb.SaveSnapshotRequest, principal: Principal) -> pb.SaveSnapshotResponse:
         stream = convert.text(request.stream, "stream", required=True)
         if not request.state_json:
-            raise InvalidRequest("state_json is required: the aggregate's state as JSON text", field="state_json")
+            raise InvalidRequest(
+                "state_json is required: the aggregate's state as JSON text", field="state_json"
+            )
         state = convert.json_text(request.state_json, "state_json")
         snapshot, created = services.save_snapshot(
             stream,
@@ -28,7 +30,9 @@ class Snapshots:
             state=state,
             type=request.type if request.HasField("type") else None,
         )
-        return pb.SaveSnapshotResponse(snapshot=convert.snapshot(selectors.snapshot_as_dict(snapshot)), created=created)
+        return pb.SaveSnapshotResponse(
+            snapshot=convert.snapshot(selectors.snapshot_as_dict(snapshot)), created=created
+        )
 
     @unary("events:read")
     def GetLatestSnapshot(self, request: pb.GetLatestSnapshotRequest, principal: Principal) -> pb.Snapshot:
@@ -37,12 +41,16 @@ class Snapshots:
         return convert.snapshot(selectors.snapshot_as_dict(snapshot))
 
     @unary("events:read")
-    def ListSnapshots(self, request: pb.ListSnapshotsRequest, principal: Principal) -> pb.ListSnapshotsResponse:
+    def ListSnapshots(
+        self, request: pb.ListSnapshotsRequest, principal: Principal
+    ) -> pb.ListSnapshotsResponse:
         stream = convert.text(request.stream, "stream", required=True)
         snapshots = selectors.list_snapshots(
             stream, type=convert.optional_text(request, "type"), limit=settings.PAGE_SIZE_MAX
         )
-        return pb.ListSnapshotsResponse(snapshots=[convert.snapshot(selectors.snapshot_as_dict(s)) for s in snapshots])
+        return pb.ListSnapshotsResponse(
+            snapshots=[convert.snapshot(selectors.snapshot_as_dict(s)) for s in snapshots]
+        )
 
     @unary("events:read")
     def GetStreamState(self, request: pb.GetStreamStateRequest, principal: Principal) -> pb.StreamState:
@@ -56,4 +64,3 @@ class Snapshots:
             last_version=state.stream.last_version,
             next_version=state.next_version,
         )
-

@@ -16,6 +16,7 @@ error code ``subscriber_too_slow`` and ``resume_after``, the position to subscri
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 
@@ -70,7 +71,9 @@ class Notifier:
         delay = 0.2
         while True:
             try:
-                async with await psycopg.AsyncConnection.connect(**_connection_params(), autocommit=True) as conn:
+                async with await psycopg.AsyncConnection.connect(
+                    **_connection_params(), autocommit=True
+                ) as conn:
                     await conn.execute(f"LISTEN {CHANNEL}")
                     self.listening, delay = True, 0.2
                     self._wake_all()  # whatever was committed while not listening
@@ -87,10 +90,8 @@ class Notifier:
     async def close(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._task
-            except (asyncio.CancelledError, Exception):
-                pass
             self._task = None
 
 
@@ -114,7 +115,9 @@ def _start_after(request: pb.SubscribeRequest) -> int:
 
 
 class Subscription:
-    def __init__(self, request: pb.SubscribeRequest, context: grpc.aio.ServicerContext, threads: DatabaseThreads):
+    def __init__(
+        self, request: pb.SubscribeRequest, context: grpc.aio.ServicerContext, threads: DatabaseThreads
+    ):
         self.request = request
         self.context = context
         self.threads = threads
@@ -160,9 +163,7 @@ class Subscription:
                     await self._send(pb.SubscribeResponse(checkpoint=pb.Checkpoint(position=after)), after)
                     last_sent = time.monotonic()
                 poll = POLL_SECONDS_LISTENING if notifier.listening else POLL_SECONDS_NOT_LISTENING
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(waiter.wait(), poll)
-                except TimeoutError:
-                    pass
         finally:
             notifier.unregister(waiter)

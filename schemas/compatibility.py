@@ -534,9 +534,7 @@ class _Checker:
                 return None
             if not isinstance(s, dict):
                 continue  # true
-            if any(k in s for k in _APPLICATORS):
-                # unevaluated* depends on what the applicators evaluated; ignore it (safe).
-                s = {k: v for k, v in s.items() if k not in ("unevaluatedProperties", "unevaluatedItems")}
+            s = self.unevaluated(s, root, exact=True)
             if "$ref" in s:
                 todo.append(root.resolve(s["$ref"]))
                 if root.ref_siblings:
@@ -564,6 +562,7 @@ class _Checker:
                 out.append((n, p))
             if not isinstance(s, dict):
                 continue
+            s = self.unevaluated(s, self.r_root, exact=False)
             if "$ref" in s:
                 t = self.r_root.resolve(s["$ref"])
                 todo.append((t, t.loc))
@@ -579,6 +578,59 @@ class _Checker:
             if not _trivial(rest):
                 out.append((_Node(rest, n.loc), p))
         return out
+
+    def unevaluated(self, s: dict, root: _Root, exact: bool) -> dict:
+        """Rewrite unevaluatedProperties next to in-place applicators as additionalProperties.
+
+        The names that allOf/$ref subschemas always evaluate become ``true`` properties here
+        (those subschemas still constrain them, as conjuncts of their own). For a reader a
+        lower bound of that set is safe: it only makes the reader stricter. For a writer it
+        must be exact, so with anyOf/oneOf/if... around, the keyword is dropped instead, which
+        only makes the writer larger. unevaluatedItems next to applicators is always dropped
+        for a writer and kept (stricter) for a reader."""
+        if not any(k in s for k in _APPLICATORS):
+            return s  # nothing else evaluates: it already means additionalProperties/items
+        if exact:
+            s = {k: v for k, v in s.items() if k != "unevaluatedItems"}
+        up = s.get("unevaluatedProperties", True)
+        if up is True or "additionalProperties" in s:
+            return s
+        rest = {k: v for k, v in s.items() if k != "unevaluatedProperties"}
+        found = self.evaluated({k: s[k] for k in ("allOf", "$ref") if k in s}, root, exact, set())
+        if exact and (found is None or any(k in s for k in _APPLICATORS - {"allOf", "$ref", "not"})):
+            return rest
+        names, patterns, everything = found or (set(), set(), False)
+        if everything:
+            return rest
+        rest["properties"] = {**dict.fromkeys(names, True), **s.get("properties", {})}
+        rest["patternProperties"] = {**dict.fromkeys(patterns, True), **s.get("patternProperties", {})}
+        rest["additionalProperties"] = up
+        return rest
+
+    def evaluated(self, s: Any, root: _Root, exact: bool, seen: set) -> tuple[set, set, bool] | None:
+        """(names, patterns, all names?) that ``s`` always evaluates for valid instances; None
+        when ``exact`` and conditional applicators make the set depend on the instance."""
+        if not isinstance(s, dict):
+            return set(), set(), False
+        if exact and any(k in s for k in ("anyOf", "oneOf", "if", "dependentSchemas", "dependencies")):
+            return None
+        if "additionalProperties" in s or "unevaluatedProperties" in s:
+            return set(), set(), True
+        names, patterns, everything = set(s.get("properties", {})), set(s.get("patternProperties", {})), False
+        subs = list(s.get("allOf", ()))
+        if "$ref" in s:
+            target = root.resolve(s["$ref"])
+            if exact and not root.ref_siblings and not _trivial({k: v for k, v in s.items() if k != "$ref"}):
+                return None  # whether the siblings count depends on the dialect
+            if target.loc not in seen:
+                seen.add(target.loc)
+                subs.append(target.schema)
+        for sub in subs:
+            found = self.evaluated(sub, root, exact, seen)
+            if found is None:
+                return None
+            names, patterns, everything = names | found[0], patterns | found[1], everything or found[2]
+        return names, patterns, everything
 
     @staticmethod
     def split(w: _W) -> tuple[list[_W], int] | None:
@@ -855,7 +907,9 @@ class _Checker:
             self.depth -= 1
         return out + self.dependencies(rn, w, f, ptr)
 
-    def named_properties(self, rn, w, ptr, model, wprops, new_required) -> list[Difference]:
+    def named_properties(
+        self, rn: _Node, w: _W, ptr: str, model: tuple, wprops: set[str], new_required: set[str]
+    ) -> list[Difference]:
         """Names listed in either side's ``properties``."""
         rprops, rpats, rap, rapkw = model
         out = []
@@ -909,7 +963,9 @@ class _Checker:
                 out.append(Difference(here, kind, f"property {name!r} removed: {why}"))
         return out
 
-    def other_properties(self, rn, w, ptr, rpats, rap, rapkw) -> list[Difference]:
+    def other_properties(
+        self, rn: _Node, w: _W, ptr: str, rpats: dict, rap: Any, rapkw: str
+    ) -> list[Difference]:
         """Names listed in neither side's ``properties``: they reach the writer through its
         patternProperties or additionalProperties, and the reader must accept those values."""
         out = []

@@ -16,10 +16,16 @@ keyword, the message, and the schema location; the whole batch is refused with 4
 (``ValidationFailed``). An event without data is validated as ``null``; an event with binary data
 (``data_base64``) cannot be checked against a JSON schema and is refused.
 
+Engines: ``jsonschema`` (with a ``referencing`` registry that holds only the schema itself, so
+remote ``$ref``s are never fetched) is the validator of record: it decides every refusal and
+writes every error. In front of it sits ``jsonschema-rs`` (offline: it never retrieves either;
+formats are annotations in both), about 100x faster, which only answers "valid" for the common
+case; an event is refused only when both find it invalid. A schema ``jsonschema-rs`` cannot
+compile (e.g. a regular expression only Python accepts) is validated by ``jsonschema`` alone.
+
 Cost, kept small by two caches per process:
 
-- compiled validators by schema id (a schema row never changes), built with a ``referencing``
-  registry that holds only the schema itself: remote ``$ref``s are never fetched;
+- compiled validators by schema id (a schema row never changes);
 - the latest version of every subject, read in one query and trusted for ``SCHEMA_CACHE_SECONDS``
   (default 1 s). Changes made in this process drop it at commit (``invalidate``); another
   process sees them within that time.
@@ -35,6 +41,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+import jsonschema_rs
 import orjson
 import referencing
 import referencing.exceptions
@@ -128,8 +135,31 @@ def _named_target(subject: str, version: int) -> Target | None:
     return target
 
 
-def validator_for(schema_id: int):
-    """The compiled validator of a schema row, or None if the row is gone."""
+@dataclass(frozen=True, slots=True)
+class Compiled:
+    """A schema's two validators: ``fast`` (jsonschema-rs, may be None) and ``full`` (jsonschema)."""
+
+    fast: Any
+    full: Any
+
+    def errors(self, data: Any) -> list:
+        if self.fast is not None and self.fast.is_valid(data):
+            return []
+        return list(self.full.iter_errors(data))
+
+
+def compile_schema(document: dict) -> Compiled:
+    # An empty registry and no retrieve function: a $ref outside the document is Unresolvable.
+    full = documents.validator_class(document)(document, registry=referencing.Registry())
+    try:
+        fast = jsonschema_rs.validator_for(document, offline=True, validate_formats=False)
+    except Exception:  # whatever the accelerator cannot compile, jsonschema validates alone
+        fast = None
+    return Compiled(fast, full)
+
+
+def validator_for(schema_id: int) -> Compiled | None:
+    """The compiled validators of a schema row, or None if the row is gone."""
     validator = _validators.get(schema_id)
     if validator is not None:
         return validator
@@ -138,9 +168,7 @@ def validator_for(schema_id: int):
         row = cursor.fetchone()
     if row is None:
         return None
-    document = orjson.loads(row[0])
-    # An empty registry and no retrieve function: a $ref outside the document is Unresolvable.
-    validator = documents.validator_class(document)(document, registry=referencing.Registry())
+    validator = compile_schema(orjson.loads(row[0]))
     with _lock:
         if len(_validators) >= MAX_VALIDATORS:
             _validators.clear()
@@ -212,7 +240,7 @@ def _check(index: int, event: NewEvent, target: Target, errors: list[dict]) -> N
         return
     data = event.data if event.has_data else None
     try:
-        found = list(validator.iter_errors(data)) if not validator.is_valid(data) else []
+        found = validator.errors(data)
     except referencing.exceptions.Unresolvable as exc:
         errors.append({"index": index, "pointer": f"/{index}/data", "keyword": "$ref", **label,
                        "message": f"the schema has a reference that does not resolve: {exc}"})  # fmt: skip

@@ -56,7 +56,9 @@ def stream_state(stream: str, *, type: str | None = None, limit: int) -> StreamS
     snapshot = _visible(row, type).first()
     start = snapshot.version + 1 if snapshot is not None else None
     page = read_stream(stream, from_version=start, limit=limit)
-    return StreamState(stream=page.stream, snapshot=snapshot, events=page.events, next_version=page.next_version)
+    return StreamState(
+        stream=page.stream, snapshot=snapshot, events=page.events, next_version=page.next_version
+    )
 
 
 def snapshot_as_dict(snapshot: Snapshot) -> dict[str, Any]:

@@ -32,9 +32,7 @@ class SnapshotVersionHidden(Conflict):
 
 def check_version(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidRequest(
-            f"version must be an integer, got {type(value).__name__}", field="version"
-        )
+        raise InvalidRequest(f"version must be an integer, got {type(value).__name__}", field="version")
     if not 0 <= value <= INT64_MAX:
         raise InvalidRequest(f"version must be between 0 and {INT64_MAX}, got {value}", field="version")
     return value
@@ -95,5 +93,9 @@ def _trim(stream: str, label: str) -> None:
     keep = settings.SNAPSHOT_RETENTION
     if not keep:
         return
-    old = Snapshot.objects.filter(stream_id=stream, type=label).order_by("-version").values_list("id", flat=True)[keep:]
+    old = (
+        Snapshot.objects.filter(stream_id=stream, type=label)
+        .order_by("-version")
+        .values_list("id", flat=True)[keep:]
+    )
     Snapshot.objects.filter(id__in=list(old)).delete()

@@ -36,7 +36,9 @@ class SnapshotsView(APIView):
     def get(self, request, stream: str):
         query = request.query_params
         params.reject_unknown(query, ["type", "limit"])
-        snapshots = selectors.list_snapshots(stream, type=params.text(query, "type"), limit=params.limit(query))
+        snapshots = selectors.list_snapshots(
+            stream, type=params.text(query, "type"), limit=params.limit(query)
+        )
         return Response({"stream": stream, "snapshots": [selectors.snapshot_as_dict(s) for s in snapshots]})
 
     @extend_schema(
@@ -55,7 +57,9 @@ class SnapshotsView(APIView):
             raise InvalidRequest("the body must be a JSON object with version and state")
         unknown = sorted(set(body) - FIELDS)
         if unknown:
-            raise InvalidRequest(f"unknown field(s): {', '.join(unknown)}", unknown=unknown, allowed=sorted(FIELDS))
+            raise InvalidRequest(
+                f"unknown field(s): {', '.join(unknown)}", unknown=unknown, allowed=sorted(FIELDS)
+            )
         if "version" not in body:
             raise InvalidRequest("version is required", field="version")
         snapshot, created = services.save_snapshot(
@@ -86,13 +90,18 @@ class StreamStateView(APIView):
     @extend_schema(
         summary="The latest snapshot and the events after it, in one response",
         description="What rebuilding an aggregate needs. Without a snapshot, events start at the beginning.",
-        parameters=[TYPE_PARAM, OpenApiParameter("limit", int, description="most events (default: the maximum)")],
+        parameters=[
+            TYPE_PARAM,
+            OpenApiParameter("limit", int, description="most events (default: the maximum)"),
+        ],
         responses={200: StreamStateSerializer, **ERRORS},
     )
     def get(self, request, stream: str):
         query = request.query_params
         params.reject_unknown(query, ["type", "limit"])
-        limit = params.integer(query, "limit", settings.PAGE_SIZE_MAX, minimum=1, maximum=settings.PAGE_SIZE_MAX)
+        limit = params.integer(
+            query, "limit", settings.PAGE_SIZE_MAX, minimum=1, maximum=settings.PAGE_SIZE_MAX
+        )
         state = selectors.stream_state(stream, type=params.text(query, "type"), limit=limit)
         return Response(
             {

@@ -10,7 +10,8 @@ A step:
    counts an attempt and makes its stream wait out the backoff (or ``Retry-After``), and after
    ``max_attempts`` moves to the dead letter queue so the stream goes on; a 410 disables the
    subscription, and so does failing without a single success for ``WEBHOOK_DISABLE_AFTER_SECONDS``;
-4. completes replay jobs whose slice has been settled.
+4. completes replay jobs whose slice has been settled, and now and then folds idle stream rows
+   into their subscription's totals (``queue.compact``).
 
 Only the main thread touches the database; the pool threads only speak HTTP. Delivery is
 at-least-once: a worker that dies mid-request leaves its streams leased until the lease expires,
@@ -22,6 +23,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import time
 import uuid
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
@@ -35,6 +37,8 @@ from subscriptions import queue, webhooks
 from subscriptions.models import DeadLetter, Subscription
 
 logger = logging.getLogger(__name__)
+# Seconds between compactions of idle stream rows (queue.compact).
+COMPACT_EVERY = 60.0
 
 
 def message_id(subscription_id: Any, head: queue.Head) -> str:
@@ -46,13 +50,15 @@ def message_id(subscription_id: Any, head: queue.Head) -> str:
 class Deliverer:
     """Delivers webhooks; ``step()`` does one round and says whether there may be more work now."""
 
-    def __init__(self, *, owner: str | None = None, concurrency: int | None = None,
-                 events_per_stream: int = 10) -> None:  # fmt: skip
+    def __init__(
+        self, *, owner: str | None = None, concurrency: int | None = None, events_per_stream: int = 10
+    ) -> None:
         self.owner = owner or f"deliver-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self.concurrency = concurrency or settings.DELIVER_CONCURRENCY
         self.events_per_stream = events_per_stream
         self.pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="webhook")
         self.clients: dict[tuple[Any, str], httpx.Client] = {}
+        self.next_compaction = time.monotonic() + COMPACT_EVERY
 
     def close(self) -> None:
         self.pool.shutdown(wait=True)
@@ -64,6 +70,9 @@ class Deliverer:
         added = queue.enqueue()
         sent = self.deliver()
         queue.finish_replays()
+        if time.monotonic() >= self.next_compaction:
+            queue.compact()
+            self.next_compaction = time.monotonic() + COMPACT_EVERY
         return bool(added or sent)
 
     # --- webhooks ----------------------------------------------------------------------------------
@@ -86,14 +95,19 @@ class Deliverer:
         )
         if not leases:
             return 0
-        heads = queue.load_heads([(lease.subscription_id, lease.stream) for lease in leases],
-                                 self.events_per_stream)  # fmt: skip
-        subscriptions = {s.id: s for s in Subscription.objects.filter(id__in={l.subscription_id for l in leases})}
+        heads = queue.load_heads(
+            [(lease.subscription_id, lease.stream) for lease in leases], self.events_per_stream
+        )
+        subscriptions = {
+            s.id: s for s in Subscription.objects.filter(id__in={lease.subscription_id for lease in leases})
+        }
         by_stream: dict[tuple[Any, str], list[queue.Head]] = defaultdict(list)
         for head in heads:
             by_stream[(head.subscription_id, head.stream)].append(head)
         futures = {
-            key: self.pool.submit(self._post_stream, subscriptions[key[0]], self._client(subscriptions[key[0]]), items)
+            key: self.pool.submit(
+                self._post_stream, subscriptions[key[0]], self._client(subscriptions[key[0]]), items
+            )
             for key, items in by_stream.items()
         }
         results = {key: future.result() for key, future in futures.items()}
@@ -101,15 +115,20 @@ class Deliverer:
         return sum(len(outcomes) for outcomes in results.values())
 
     @staticmethod
-    def _post_stream(subscription: Subscription, client: httpx.Client,
-                     heads: list[queue.Head]) -> list[tuple[queue.Head, webhooks.Outcome]]:  # fmt: skip
+    def _post_stream(
+        subscription: Subscription, client: httpx.Client, heads: list[queue.Head]
+    ) -> list[tuple[queue.Head, webhooks.Outcome]]:
         outcomes = []
         for head in heads:
             if head.event is None:  # purged from the log after it was enqueued
                 outcomes.append((head, webhooks.Outcome("ok", error="event purged; nothing sent")))
                 continue
             outcome = webhooks.send(
-                client, subscription.url, subscription.secret, message_id(subscription.id, head), webhooks.encode(head.event)
+                client,
+                subscription.url,
+                subscription.secret,
+                message_id(subscription.id, head),
+                webhooks.encode(head.event),
             )
             outcomes.append((head, outcome))
             if outcome.kind != "ok":
@@ -137,14 +156,16 @@ class Deliverer:
                     queue.set_stream(cursor, lease.id, owner=self.owner, delay=0)
                 elif last.kind == "gone":
                     # Not an attempt against the event: the receiver asked to stop altogether.
-                    queue.record_failure(cursor, last_head.id, error=last.error, status=last.status,
-                                         count_attempt=False)  # fmt: skip
+                    queue.record_failure(
+                        cursor, last_head.id, error=last.error, status=last.status, count_attempt=False
+                    )
                     queue.set_stream(cursor, lease.id, owner=self.owner, delay=0)
                     gone[subscription.id] = last.error
                 else:
                     failed.add(subscription.id)
-                    attempts = queue.record_failure(cursor, last_head.id, error=last.error, status=last.status,
-                                                    count_attempt=True)  # fmt: skip
+                    attempts = queue.record_failure(
+                        cursor, last_head.id, error=last.error, status=last.status, count_attempt=True
+                    )
                     if attempts >= subscription.max_attempts:
                         queue.dead_letter(cursor, [last_head.id], reason=DeadLetter.MAX_ATTEMPTS)
                         delay = 0.0
@@ -185,5 +206,9 @@ class Deliverer:
                                         ELSE disabled_reason END
                      WHERE id = ANY(%s) AND state = 'active'
                     """,
-                    [settings.WEBHOOK_DISABLE_AFTER_SECONDS, settings.WEBHOOK_DISABLE_AFTER_SECONDS, list(failing)],
+                    [
+                        settings.WEBHOOK_DISABLE_AFTER_SECONDS,
+                        settings.WEBHOOK_DISABLE_AFTER_SECONDS,
+                        list(failing),
+                    ],
                 )

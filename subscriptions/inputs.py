@@ -27,7 +27,9 @@ def body_object(data: Any, allowed: tuple[str, ...], what: str) -> dict[str, Any
         raise InvalidRequest(f"the body must be a JSON object ({what})")
     unknown = sorted(set(data) - set(allowed))
     if unknown:
-        raise InvalidRequest(f"unknown field(s): {', '.join(unknown)}", unknown=unknown, allowed=sorted(allowed))
+        raise InvalidRequest(
+            f"unknown field(s): {', '.join(unknown)}", unknown=unknown, allowed=sorted(allowed)
+        )
     return data
 
 
@@ -37,7 +39,9 @@ def text(value: Any, field: str, *, maximum: int = MAX_TEXT, required: bool = Fa
             raise InvalidRequest(f"{field} is required", field=field)
         return None
     if not isinstance(value, str) or not value or len(value) > maximum or "\x00" in value:
-        raise InvalidRequest(f"{field} must be a non-empty string of at most {maximum} characters", field=field)
+        raise InvalidRequest(
+            f"{field} must be a non-empty string of at most {maximum} characters", field=field
+        )
     return value
 
 
@@ -84,9 +88,11 @@ def event_filter(value: Any) -> dict[str, Any]:
     unknown = sorted(set(value) - set(FILTER_FIELDS))
     if unknown:
         raise InvalidRequest(
-            f"unknown filter field(s): {', '.join(unknown)}", field="filter", unknown=unknown,
+            f"unknown filter field(s): {', '.join(unknown)}",
+            field="filter",
+            unknown=unknown,
             allowed=list(FILTER_FIELDS),
-        )  # fmt: skip
+        )
     clean: dict[str, Any] = {"types": types_list(value.get("types"), "filter/types")}
     for name in FILTER_FIELDS[1:]:
         clean[name] = text(value.get(name), f"filter/{name}")
@@ -148,5 +154,7 @@ def lease_seconds(value: Any, field: str = "lease_seconds") -> float:
 
 def choice(value: Any, field: str, choices: tuple[str, ...]) -> str:
     if value not in choices:
-        raise InvalidRequest(f"{field} must be one of {', '.join(choices)}, got {str(value)[:40]!r}", field=field)
+        raise InvalidRequest(
+            f"{field} must be one of {', '.join(choices)}, got {str(value)[:40]!r}", field=field
+        )
     return value

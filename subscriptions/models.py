@@ -62,6 +62,10 @@ class Subscription(models.Model):
     disabled_reason = models.TextField(blank=True, default="")
     # Every event at or below this position has been enqueued (see module docstring).
     checkpoint = models.BigIntegerField(default=0)
+    # Counters of streams compacted away (``queue.compact``); progress adds the live stream rows.
+    delivered_total = models.BigIntegerField(db_default=0)
+    failed_attempts_total = models.BigIntegerField(db_default=0)
+    dead_lettered_total = models.BigIntegerField(db_default=0)
     # Webhooks: start of the current run of failures (cleared by a success); drives auto-disable.
     failing_since = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(db_default=Now())
@@ -81,7 +85,11 @@ class Subscription(models.Model):
 
 
 class SubscriptionStream(models.Model):
-    """One stream of one subscription: its lease, its retry backoff and its counters."""
+    """One stream of one subscription: its lease, its retry backoff and its counters.
+
+    Rows of idle streams are folded into the subscription's totals and removed by
+    ``queue.compact``, so a stream per workflow execution does not grow this table for ever.
+    """
 
     subscription = models.ForeignKey(Subscription, on_delete=models.CASCADE, related_name="streams")
     stream = models.TextField()
@@ -162,8 +170,11 @@ class Delivery(models.Model):
         db_table = "flunq_deliveries"
         indexes = [
             models.Index(fields=["subscription", "stream", "position", "id"], name="flunq_deliveries_head"),
-            models.Index(fields=["replay_job"], name="flunq_deliveries_replay",
-                         condition=models.Q(replay_job__isnull=False)),  # fmt: skip
+            models.Index(
+                fields=["replay_job"],
+                name="flunq_deliveries_replay",
+                condition=models.Q(replay_job__isnull=False),
+            ),
         ]
         constraints = [
             # The live scan enqueues each position once; replays add their own rows.

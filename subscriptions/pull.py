@@ -44,7 +44,12 @@ class Message:
     event: dict[str, Any]
 
     def as_dict(self) -> dict[str, Any]:
-        return {"ack_id": self.ack_id, "attempt": self.attempt, "replay_job": self.replay_job, "event": self.event}
+        return {
+            "ack_id": self.ack_id,
+            "attempt": self.attempt,
+            "replay_job": self.replay_job,
+            "event": self.event,
+        }
 
 
 def check_consumer(name: object) -> str:
@@ -65,7 +70,9 @@ def parse_ack_ids(values: object) -> list[tuple[int, int]]:
     for index, value in enumerate(values):
         match = ACK_ID.match(value) if isinstance(value, str) else None
         if match is None:
-            raise InvalidRequest(f"ack_ids/{index}: {str(value)[:40]!r} is not an ack id", field=f"ack_ids/{index}")
+            raise InvalidRequest(
+                f"ack_ids/{index}: {str(value)[:40]!r} is not an ack id", field=f"ack_ids/{index}"
+            )
         parsed.append((int(match.group(1)), int(match.group(2))))
     return parsed
 
@@ -79,7 +86,9 @@ def _require_pull(subscription: Subscription) -> None:
         )
 
 
-def fetch(subscription: Subscription, *, consumer: str, max_events: int, lease_seconds: float) -> list[Message]:
+def fetch(
+    subscription: Subscription, *, consumer: str, max_events: int, lease_seconds: float
+) -> list[Message]:
     """Lease up to ``max_events`` messages to ``consumer`` (an empty list when nothing is due)."""
     _require_pull(subscription)
     if subscription.state != Subscription.ACTIVE:
@@ -109,12 +118,19 @@ def fetch(subscription: Subscription, *, consumer: str, max_events: int, lease_s
             if not batch:
                 break
             streams.update(batch)
-            heads = queue.load_heads([(subscription.id, name) for name in batch.values()],
-                                     max_events - len(chosen), with_events=False)  # fmt: skip
+            heads = queue.load_heads(
+                [(subscription.id, name) for name in batch.values()],
+                max_events - len(chosen),
+                with_events=False,
+            )
             for head in heads:
                 if head.attempts >= subscription.max_attempts:
-                    queue.dead_letter(cursor, [head.id], reason=DeadLetter.MAX_ATTEMPTS,
-                                      error=f"fetched {head.attempts} times without an ack")  # fmt: skip
+                    queue.dead_letter(
+                        cursor,
+                        [head.id],
+                        reason=DeadLetter.MAX_ATTEMPTS,
+                        error=f"fetched {head.attempts} times without an ack",
+                    )
                 elif len(chosen) < max_events:
                     chosen.append(head)
         queue.attach_events(chosen, cursor)
@@ -206,8 +222,15 @@ def ack(subscription: Subscription, *, consumer: str, ack_ids: list[tuple[int, i
     return {"acked": result["count"], "stale": result["stale"]}
 
 
-def nack(subscription: Subscription, *, consumer: str, ack_ids: list[tuple[int, int]], reason: str,
-         action: str, delay_seconds: float | None = None) -> dict[str, Any]:  # fmt: skip
+def nack(
+    subscription: Subscription,
+    *,
+    consumer: str,
+    ack_ids: list[tuple[int, int]],
+    reason: str,
+    action: str,
+    delay_seconds: float | None = None,
+) -> dict[str, Any]:
     """Give messages back: ``retry`` (after the backoff) or ``park`` (to the dead letter queue)."""
     _require_pull(subscription)
 
@@ -228,9 +251,15 @@ def nack(subscription: Subscription, *, consumer: str, ack_ids: list[tuple[int, 
                 "WHERE subscription_id = %s AND stream = %s AND lease_owner = %s",
                 [subscription.id, stream, consumer],
             )
-            delay = 0.0 if exhausted else (
-                delay_seconds if delay_seconds is not None else queue.backoff_seconds(subscription, attempts)
-            )  # fmt: skip
+            delay = (
+                0.0
+                if exhausted
+                else (
+                    delay_seconds
+                    if delay_seconds is not None
+                    else queue.backoff_seconds(subscription, attempts)
+                )
+            )
             cursor.execute(
                 """
                 UPDATE flunq_subscription_streams

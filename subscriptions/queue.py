@@ -38,7 +38,7 @@ SCAN_PAGE = 5000
 def subscription_filter(subscription: Subscription) -> EventFilter:
     return EventFilter(
         types=list(subscription.types),
-        **{name: getattr(subscription, name) for name in EventFilter.EQUALITY + ("category",)},
+        **{name: getattr(subscription, name) for name in (*EventFilter.EQUALITY, "category")},
     )
 
 
@@ -69,8 +69,9 @@ SELECT count(*), max("position"), (SELECT count(*) FROM added) FROM slice
 """
 
 
-def _enqueue_slice(cursor, subscription_id, job_id, after: int, upper: int, where: str,
-                   params: list[Any], page: int) -> tuple[int, int]:  # fmt: skip
+def _enqueue_slice(
+    cursor, subscription_id, job_id, after: int, upper: int, where: str, params: list[Any], page: int
+) -> tuple[int, int]:
     """Enqueue matching events in (after, upper]; returns (new cursor, rows added)."""
     cursor.execute(
         _ENQUEUE.format(where=where),
@@ -80,28 +81,36 @@ def _enqueue_slice(cursor, subscription_id, job_id, after: int, upper: int, wher
     return (last if count == page else upper), added
 
 
-def enqueue(*, subscription_id=None, horizon: int | None = None, limit: int = 20, page: int = SCAN_PAGE) -> int:
+def enqueue(
+    *, subscription_id=None, horizon: int | None = None, limit: int = 20, page: int = SCAN_PAGE
+) -> int:
     """Scan up to ``limit`` active subscriptions and running replay jobs by one page each.
 
     Returns how many deliveries were added; a scan that reached the horizon still advances the
-    checkpoint (the events in between did not match).
+    checkpoint (the events in between did not match). One transaction per subscription, so the
+    xid each holds (and with it the global horizon) is released quickly.
     """
     upper = horizon_.current() if horizon is None else horizon
+    candidates = Subscription.objects.filter(state=Subscription.ACTIVE, checkpoint__lt=upper)
+    if subscription_id is not None:
+        candidates = candidates.filter(id=subscription_id)
     added = 0
-    with transaction.atomic():
-        subscriptions = Subscription.objects.select_for_update(skip_locked=True, no_key=True).filter(
-            state=Subscription.ACTIVE, checkpoint__lt=upper
-        )
-        if subscription_id is not None:
-            subscriptions = subscriptions.filter(id=subscription_id)
-        with connection.cursor() as cursor:
-            for subscription in subscriptions.order_by("checkpoint")[:limit]:
-                where, params = subscription_filter(subscription).sql()
+    for key in candidates.order_by("checkpoint").values_list("id", flat=True)[:limit]:
+        with transaction.atomic():
+            subscription = (
+                Subscription.objects.select_for_update(skip_locked=True, no_key=True)
+                .filter(id=key, state=Subscription.ACTIVE, checkpoint__lt=upper)
+                .first()
+            )
+            if subscription is None:  # another worker is on it, or it changed meanwhile
+                continue
+            where, params = subscription_filter(subscription).sql()
+            with connection.cursor() as cursor:
                 new, count = _enqueue_slice(
                     cursor, subscription.id, None, subscription.checkpoint, upper, where, params, page
                 )
-                added += count
-                Subscription.objects.filter(id=subscription.id).update(checkpoint=new)
+            added += count
+            Subscription.objects.filter(id=subscription.id).update(checkpoint=new)
     added += _enqueue_replays(subscription_id=subscription_id, horizon=upper, limit=limit, page=page)
     return added
 
@@ -109,9 +118,11 @@ def enqueue(*, subscription_id=None, horizon: int | None = None, limit: int = 20
 def _enqueue_replays(*, subscription_id, horizon: int, limit: int, page: int) -> int:
     added = 0
     with transaction.atomic():
-        jobs = ReplayJob.objects.select_for_update(skip_locked=True, of=("self",)).select_related(
-            "subscription"
-        ).filter(state=ReplayJob.RUNNING, cursor__lt=F("end_position"))
+        jobs = (
+            ReplayJob.objects.select_for_update(skip_locked=True, of=("self",))
+            .select_related("subscription")
+            .filter(state=ReplayJob.RUNNING, cursor__lt=F("end_position"))
+        )
         if subscription_id is not None:
             jobs = jobs.filter(subscription_id=subscription_id)
         with connection.cursor() as cursor:
@@ -122,9 +133,15 @@ def _enqueue_replays(*, subscription_id, horizon: int, limit: int, page: int) ->
                 if upper <= job.cursor:
                     continue
                 new, count = _enqueue_slice(
-                    cursor, job.subscription_id, job.id, job.cursor, upper, where + more_where,
-                    params + more_params, page,
-                )  # fmt: skip
+                    cursor,
+                    job.subscription_id,
+                    job.id,
+                    job.cursor,
+                    upper,
+                    where + more_where,
+                    params + more_params,
+                    page,
+                )
                 added += count
                 ReplayJob.objects.filter(id=job.id).update(cursor=new, enqueued=F("enqueued") + count)
     return added
@@ -192,7 +209,9 @@ def lease_streams(owner: str, *, kind: str, limit: int, lease_seconds: float) ->
         return [StreamLease(*row) for row in cursor.fetchall()]
 
 
-def load_heads(streams: Sequence[tuple[Any, str]], per_stream: int, *, with_events: bool = True) -> list[Head]:
+def load_heads(
+    streams: Sequence[tuple[Any, str]], per_stream: int, *, with_events: bool = True
+) -> list[Head]:
     """The first ``per_stream`` deliveries of each (subscription, stream), in position order."""
     if not streams:
         return []
@@ -283,8 +302,9 @@ def complete(cursor, where: str, params: list[Any]) -> list[tuple]:
     return cursor.fetchall()
 
 
-def dead_letter(cursor, delivery_ids: Sequence[int], *, reason: str, error: str = "",
-                status: int | None = None) -> list[tuple]:  # fmt: skip
+def dead_letter(
+    cursor, delivery_ids: Sequence[int], *, reason: str, error: str = "", status: int | None = None
+) -> list[tuple]:
     """Move deliveries to the dead letter queue; returns (id, subscription, stream) of those moved."""
     if not delivery_ids:
         return []
@@ -341,6 +361,53 @@ def set_stream(cursor, stream_id: int, *, owner: str | None, delay: float | None
         """,
         [owner, owner, owner, owner, delay or 0.0, failed, stream_id],
     )
+
+
+def compact(idle_seconds: float = 60.0, limit: int = 10_000) -> int:
+    """Fold idle stream rows into their subscription's totals and delete them.
+
+    A row is idle when nothing is pending, nobody holds it and it was last due ``idle_seconds``
+    ago. The subscription row is locked first, as a scan does, so the two never deadlock; a scan
+    that enqueues for a compacted stream simply creates its row again.
+    """
+    removed = 0
+    busy = (
+        Subscription.objects.filter(streams__pending=0, streams__lease_owner__isnull=True)
+        .values_list("id", flat=True)
+        .distinct()
+    )
+    for key in list(candidates[:100]):
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT 1 FROM flunq_subscriptions WHERE id = %s FOR NO KEY UPDATE SKIP LOCKED", [key]
+            )
+            if cursor.fetchone() is None:
+                continue
+            cursor.execute(
+                """
+                WITH gone AS (
+                    DELETE FROM flunq_subscription_streams
+                     WHERE id IN (SELECT id FROM flunq_subscription_streams
+                                   WHERE subscription_id = %s AND pending = 0 AND lease_owner IS NULL
+                                     AND next_attempt_at < now() - make_interval(secs => %s)
+                                   ORDER BY stream LIMIT %s
+                                     FOR UPDATE SKIP LOCKED)
+                    RETURNING delivered, failed_attempts, dead_lettered
+                )
+                UPDATE flunq_subscriptions s
+                   SET delivered_total = s.delivered_total + g.delivered,
+                       failed_attempts_total = s.failed_attempts_total + g.failed,
+                       dead_lettered_total = s.dead_lettered_total + g.dead
+                  FROM (SELECT count(*) AS n, coalesce(sum(delivered), 0) AS delivered,
+                               coalesce(sum(failed_attempts), 0) AS failed,
+                               coalesce(sum(dead_lettered), 0) AS dead FROM gone) g
+                 WHERE s.id = %s
+                RETURNING g.n
+                """,
+                [key, idle_seconds, limit, key],
+            )
+            removed += cursor.fetchone()[0]
+    return removed
 
 
 def recount(cursor, stream_id: int) -> None:

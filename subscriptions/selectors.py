@@ -37,21 +37,23 @@ def progress(subscriptions: Iterable[Subscription], upper: int | None = None) ->
     for subscription in subscriptions:
         row = sums.get(subscription.id, {})
         pending = row.get("pending") or 0
-        behind = max(upper - subscription.checkpoint, 0) if subscription.state != Subscription.DISABLED else 0
+        behind = max(upper - subscription.checkpoint, 0)
         result[subscription.id] = {
             "checkpoint": subscription.checkpoint,
             "horizon": upper,
             "pending": pending,
             "lag": pending + behind,
-            "delivered": row.get("delivered") or 0,
-            "failed_attempts": row.get("failed_attempts") or 0,
-            "dead_lettered": row.get("dead_lettered") or 0,
+            "delivered": (row.get("delivered") or 0) + subscription.delivered_total,
+            "failed_attempts": (row.get("failed_attempts") or 0) + subscription.failed_attempts_total,
+            "dead_lettered": (row.get("dead_lettered") or 0) + subscription.dead_lettered_total,
             "dead_letters": dead.get(subscription.id, 0),
         }
     return result
 
 
-def subscription_as_dict(subscription: Subscription, progress_: dict[str, Any] | None = None) -> dict[str, Any]:
+def subscription_as_dict(
+    subscription: Subscription, progress_: dict[str, Any] | None = None
+) -> dict[str, Any]:
     data: dict[str, Any] = {
         "id": str(subscription.id),
         "name": subscription.name,

@@ -131,7 +131,9 @@ def create_subscription(
     return subscription
 
 
-def update_subscription(subscription: Subscription, *, principal: Principal | None, **changes: Any) -> Subscription:
+def update_subscription(
+    subscription: Subscription, *, principal: Principal | None, **changes: Any
+) -> Subscription:
     """Apply validated ``changes`` (name, url, filter, max_attempts, backoff, lease_seconds, state)."""
     if "url" in changes:
         if subscription.kind != Subscription.WEBHOOK:
@@ -141,8 +143,11 @@ def update_subscription(subscription: Subscription, *, principal: Principal | No
         for key, value in _force_tenant(principal, changes.pop("filter")).items():
             changes[key] = value
     if "name" in changes or "tenantid" in changes:
-        _unique_name(changes.get("name", subscription.name), changes.get("tenantid", subscription.tenantid),
-                     exclude=subscription.id)  # fmt: skip
+        _unique_name(
+            changes.get("name", subscription.name),
+            changes.get("tenantid", subscription.tenantid),
+            exclude=subscription.id,
+        )
     state = changes.get("state")
     if state == Subscription.ACTIVE and subscription.state != Subscription.ACTIVE:
         changes["disabled_reason"] = ""
@@ -161,7 +166,12 @@ def delete_subscription(subscription: Subscription) -> None:
     # Set-based deletes: the ORM's cascade would load every pending delivery into memory.
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SELECT 1 FROM flunq_subscriptions WHERE id = %s FOR UPDATE", [subscription.id])
-        for table in ("flunq_deliveries", "flunq_dead_letters", "flunq_subscription_streams", "flunq_replay_jobs"):
+        for table in (
+            "flunq_deliveries",
+            "flunq_dead_letters",
+            "flunq_subscription_streams",
+            "flunq_replay_jobs",
+        ):
             cursor.execute(f"DELETE FROM {table} WHERE subscription_id = %s", [subscription.id])
         cursor.execute("DELETE FROM flunq_subscriptions WHERE id = %s", [subscription.id])
 
@@ -180,9 +190,16 @@ def set_checkpoint(subscription: Subscription, position: int) -> Subscription:
 # --- dead letters ----------------------------------------------------------------------------------
 
 
-def dead_letter_query(*, subscriptions=None, stream: str | None = None, type: str | None = None,
-                      reason: str | None = None, since: datetime | None = None,
-                      until: datetime | None = None, ids: list[int] | None = None):  # fmt: skip
+def dead_letter_query(
+    *,
+    subscriptions=None,
+    stream: str | None = None,
+    type: str | None = None,
+    reason: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    ids: list[int] | None = None,
+):
     queryset = DeadLetter.objects.all()
     if subscriptions is not None:
         queryset = queryset.filter(subscription__in=subscriptions)
@@ -249,17 +266,22 @@ def discard(dead_letters) -> int:
 # --- replay ----------------------------------------------------------------------------------------
 
 
-def start_replay(subscription: Subscription, *, start: int | datetime, until: int | datetime | None = None,
-                 types: list[str] | None = None, stream: str | None = None,
-                 created_by: str = "", request: dict | None = None) -> ReplayJob:  # fmt: skip
+def start_replay(
+    subscription: Subscription,
+    *,
+    start: int | datetime,
+    until: int | datetime | None = None,
+    types: list[str] | None = None,
+    stream: str | None = None,
+    created_by: str = "",
+    request: dict | None = None,
+) -> ReplayJob:
     """Re-enqueue events in [start, until) matching the subscription's filter (and ``types``/``stream``).
 
     The live checkpoint is untouched; the slice ends at ``until`` or at the horizon right now.
     """
     if (
-        until is not None
-        and type(until) is type(start)
-        and until <= start  # type: ignore[operator]
+        until is not None and type(until) is type(start) and until <= start  # type: ignore[operator]
     ):
         raise InvalidRequest("until must be after from", field="until")
     upper = horizon.current()
@@ -302,9 +324,7 @@ def cancel_replay(job: ReplayJob) -> ReplayJob:
         cursor.execute("SELECT state FROM flunq_replay_jobs WHERE id = %s FOR UPDATE", [job.id])
         if cursor.fetchone()[0] != ReplayJob.RUNNING:
             raise Conflict(f"replay job {job.id} is {job.state}, not running", state=job.state)
-        cursor.execute(
-            "SELECT DISTINCT stream FROM flunq_deliveries WHERE replay_job_id = %s", [job.id]
-        )
+        cursor.execute("SELECT DISTINCT stream FROM flunq_deliveries WHERE replay_job_id = %s", [job.id])
         queue.lock_streams_by_name(cursor, job.subscription_id, [row[0] for row in cursor.fetchall()])
         cursor.execute(
             """

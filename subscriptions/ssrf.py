@@ -60,7 +60,9 @@ def parse_url(url: object, field: str = "url") -> SplitResult:
     if not isinstance(url, str) or not url:
         raise UnsafeURL(f"{field} must be a non-empty string", field=field)
     if len(url) > MAX_URL_LENGTH or any(ch in url for ch in "\x00\r\n\t "):
-        raise UnsafeURL(f"{field} must be at most {MAX_URL_LENGTH} characters without whitespace", field=field)
+        raise UnsafeURL(
+            f"{field} must be at most {MAX_URL_LENGTH} characters without whitespace", field=field
+        )
     try:
         parts = urlsplit(url)
         port = parts.port

@@ -13,6 +13,7 @@ from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from events.cloudevents import parse_time
 from flunq_events import params
 from flunq_events.errors import InvalidRequest
 from flunq_events.openapi import ErrorSerializer
@@ -44,9 +45,14 @@ class SubscriptionsView(APIView):
     required_scopes = {"GET": "events:read", "POST": "events:write"}
 
     @extend_schema(
+        operation_id="subscriptions_list",
         summary="List subscriptions with their progress",
-        parameters=[OpenApiParameter("kind", str), OpenApiParameter("state", str),
-                    OpenApiParameter("name", str), OpenApiParameter("limit", int)],  # fmt: skip
+        parameters=[
+            OpenApiParameter("kind", str),
+            OpenApiParameter("state", str),
+            OpenApiParameter("name", str),
+            OpenApiParameter("limit", int),
+        ],
         responses={200: dict, **ERRORS},
     )
     def get(self, request):
@@ -56,7 +62,9 @@ class SubscriptionsView(APIView):
         if (kind := query.get("kind")) is not None:
             subscriptions = subscriptions.filter(kind=inputs.choice(kind, "kind", ("webhook", "pull")))
         if (state := query.get("state")) is not None:
-            subscriptions = subscriptions.filter(state=inputs.choice(state, "state", ("active", "paused", "disabled")))
+            subscriptions = subscriptions.filter(
+                state=inputs.choice(state, "state", ("active", "paused", "disabled"))
+            )
         if (name := params.text(query, "name")) is not None:
             subscriptions = subscriptions.filter(name=name)
         limit = params.limit(query)
@@ -70,8 +78,11 @@ class SubscriptionsView(APIView):
             }
         )
 
-    @extend_schema(summary="Create a subscription (the webhook secret is returned once)", request=dict,
-                   responses={201: dict, 409: ErrorSerializer, **ERRORS})  # fmt: skip
+    @extend_schema(
+        summary="Create a subscription (the webhook secret is returned once)",
+        request=dict,
+        responses={201: dict, 409: ErrorSerializer, **ERRORS},
+    )
     def post(self, request):
         params.reject_unknown(request.query_params, [])
         body = inputs.body_object(request.data, CREATE_FIELDS, "a subscription")
@@ -89,7 +100,9 @@ class SubscriptionsView(APIView):
             lease_seconds=inputs.lease_seconds(body["lease_seconds"]) if "lease_seconds" in body else None,
             state=inputs.choice(body.get("state", "active"), "state", ("active", "paused")),
         )
-        data = selectors.subscription_as_dict(subscription, selectors.progress([subscription])[subscription.id])
+        data = selectors.subscription_as_dict(
+            subscription, selectors.progress([subscription])[subscription.id]
+        )
         if subscription.kind == Subscription.WEBHOOK:
             data["secret"] = subscription.secret
         return Response(data, status=201)
@@ -99,7 +112,11 @@ class SubscriptionsView(APIView):
 class SubscriptionDetailView(APIView):
     required_scopes = {"GET": "events:read", "PATCH": "events:write", "DELETE": "events:write"}
 
-    @extend_schema(summary="One subscription with its progress", responses={200: dict, **ERRORS})
+    @extend_schema(
+        operation_id="subscriptions_retrieve",
+        summary="One subscription with its progress",
+        responses={200: dict, **ERRORS},
+    )
     def get(self, request, subscription_id: str):
         params.reject_unknown(request.query_params, [])
         subscription = services.get_subscription(_principal(request), subscription_id)
@@ -136,15 +153,18 @@ class SubscriptionDetailView(APIView):
             _require_admin(request)
             rewind = inputs.position_or_time(body["rewind"], "rewind")
         if changes:
-            subscription = services.update_subscription(subscription, principal=_principal(request), **changes)
+            subscription = services.update_subscription(
+                subscription, principal=_principal(request), **changes
+            )
         if rewind is not None:
             subscription = services.set_checkpoint(subscription, services.resolve_start(rewind))
         return Response(
             selectors.subscription_as_dict(subscription, selectors.progress([subscription])[subscription.id])
         )
 
-    @extend_schema(summary="Delete a subscription, its queue, dead letters and replays",
-                   responses={204: None, **ERRORS})  # fmt: skip
+    @extend_schema(
+        summary="Delete a subscription, its queue, dead letters and replays", responses={204: None, **ERRORS}
+    )
     def delete(self, request, subscription_id: str):
         params.reject_unknown(request.query_params, [])
         services.delete_subscription(services.get_subscription(_principal(request), subscription_id))
@@ -170,9 +190,13 @@ class FetchView(APIView):
         subscription = services.get_subscription(_principal(request), subscription_id)
         body = inputs.body_object(_body(request), ("consumer", "max_events", "lease_seconds"), "a fetch")
         consumer = pull.check_consumer(body.get("consumer"))
-        max_events = inputs.integer(body.get("max_events", 100), "max_events", minimum=1, maximum=pull.MAX_FETCH)
+        max_events = inputs.integer(
+            body.get("max_events", 100), "max_events", minimum=1, maximum=pull.MAX_FETCH
+        )
         lease = (
-            inputs.lease_seconds(body["lease_seconds"]) if "lease_seconds" in body else subscription.lease_seconds
+            inputs.lease_seconds(body["lease_seconds"])
+            if "lease_seconds" in body
+            else subscription.lease_seconds
         )
         messages = pull.fetch(subscription, consumer=consumer, max_events=max_events, lease_seconds=lease)
         return Response(
@@ -221,9 +245,9 @@ class NackView(APIView):
                 ack_ids=pull.parse_ack_ids(body.get("ack_ids")),
                 reason=inputs.text(body.get("reason"), "reason", maximum=2000) or "",
                 action=inputs.choice(body.get("action", "retry"), "action", ("retry", "park")),
-                delay_seconds=None if delay is None else inputs.number(
-                    delay, "delay_seconds", minimum=0, maximum=inputs.MAX_DELAY
-                ),
+                delay_seconds=None
+                if delay is None
+                else inputs.number(delay, "delay_seconds", minimum=0, maximum=inputs.MAX_DELAY),
             )
         )
 
@@ -248,9 +272,12 @@ def _dead_letter_filters(source, *, allow_subscription: bool) -> dict:
 
 
 def _moment(value, name: str):
-    if not isinstance(value, str):
-        raise InvalidRequest(f"{name} must be an RFC 3339 time", field=name)
-    return params.moment({name: value}, name)
+    try:
+        if not isinstance(value, str):
+            raise ValueError(f"{name} must be an RFC 3339 time")
+        return parse_time(value, name)
+    except ValueError as exc:
+        raise InvalidRequest(str(exc), field=name) from None
 
 
 def _dead_letter_page(request, queryset) -> Response:
@@ -271,6 +298,7 @@ class SubscriptionDeadLettersView(APIView):
     required_scopes = {"GET": "events:read"}
 
     @extend_schema(
+        operation_id="subscription_dead_letters_list",
         summary="Dead letters of one subscription",
         parameters=[OpenApiParameter(name, str) for name in (*DEAD_LETTER_FILTERS, "after", "limit")],
         responses={200: dict, **ERRORS},
@@ -288,7 +316,9 @@ class DeadLettersView(APIView):
 
     @extend_schema(
         summary="Dead letters of every subscription this token sees",
-        parameters=[OpenApiParameter(n, str) for n in ("subscription", *DEAD_LETTER_FILTERS, "after", "limit")],
+        parameters=[
+            OpenApiParameter(n, str) for n in ("subscription", *DEAD_LETTER_FILTERS, "after", "limit")
+        ],
         responses={200: dict, **ERRORS},
     )
     def get(self, request):
@@ -304,7 +334,11 @@ class DeadLettersView(APIView):
 class DeadLetterDetailView(APIView):
     required_scopes = {"GET": "events:read", "DELETE": "admin"}
 
-    @extend_schema(summary="One dead letter, with its event", responses={200: dict, **ERRORS})
+    @extend_schema(
+        operation_id="dead_letter_retrieve",
+        summary="One dead letter, with its event",
+        responses={200: dict, **ERRORS},
+    )
     def get(self, request, subscription_id: str, dead_letter_id: str):
         params.reject_unknown(request.query_params, [])
         subscription = services.get_subscription(_principal(request), subscription_id)
@@ -315,7 +349,9 @@ class DeadLetterDetailView(APIView):
         data["event"] = load_events([row.position]).get(row.position)
         return Response(data)
 
-    @extend_schema(summary="Discard a dead letter (the event stays in the log)", responses={204: None, **ERRORS})
+    @extend_schema(
+        summary="Discard a dead letter (the event stays in the log)", responses={204: None, **ERRORS}
+    )
     def delete(self, request, subscription_id: str, dead_letter_id: str):
         params.reject_unknown(request.query_params, [])
         subscription = services.get_subscription(_principal(request), subscription_id)
@@ -328,7 +364,12 @@ class DeadLetterDetailView(APIView):
 class DeadLetterRedriveView(APIView):
     required_scopes = {"POST": "admin"}
 
-    @extend_schema(summary="Put one dead letter back in the queue", request=None, responses={200: dict, **ERRORS})
+    @extend_schema(
+        operation_id="dead_letter_redrive",
+        summary="Put one dead letter back in the queue",
+        request=None,
+        responses={200: dict, **ERRORS},
+    )
     def post(self, request, subscription_id: str, dead_letter_id: str):
         params.reject_unknown(request.query_params, [])
         subscription = services.get_subscription(_principal(request), subscription_id)
@@ -341,6 +382,7 @@ class DeadLettersRedriveView(APIView):
     required_scopes = {"POST": "admin"}
 
     @extend_schema(
+        operation_id="dead_letters_redrive",
         summary="Redrive many dead letters, by filter",
         description="Body (all optional): stream, type (exact or prefix*), reason, since, until "
         "(when dead-lettered), ids, limit (default 1000, at most 10000). An empty body redrives up "
@@ -351,11 +393,15 @@ class DeadLettersRedriveView(APIView):
     def post(self, request, subscription_id: str):
         params.reject_unknown(request.query_params, [])
         subscription = services.get_subscription(_principal(request), subscription_id)
-        body = inputs.body_object(_body(request), (*DEAD_LETTER_FILTERS, "ids", "limit"), "a dead letter filter")
+        body = inputs.body_object(
+            _body(request), (*DEAD_LETTER_FILTERS, "ids", "limit"), "a dead letter filter"
+        )
         filters = _dead_letter_filters(body, allow_subscription=False)
         if "ids" in body:
             ids = body["ids"]
-            if not isinstance(ids, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
+            if not isinstance(ids, list) or not all(
+                isinstance(i, int) and not isinstance(i, bool) for i in ids
+            ):
                 raise InvalidRequest("ids must be a list of dead letter ids (integers)", field="ids")
             filters["ids"] = ids
         limit = inputs.integer(body.get("limit", 1000), "limit", minimum=1, maximum=10_000)
@@ -372,7 +418,9 @@ class DeadLettersRedriveView(APIView):
 class ReplaysView(APIView):
     required_scopes = {"GET": "events:read", "POST": "admin"}
 
-    @extend_schema(summary="Replay jobs of a subscription", responses={200: dict, **ERRORS})
+    @extend_schema(
+        operation_id="replays_list", summary="Replay jobs of a subscription", responses={200: dict, **ERRORS}
+    )
     def get(self, request, subscription_id: str):
         params.reject_unknown(request.query_params, [])
         subscription = services.get_subscription(_principal(request), subscription_id)
@@ -380,6 +428,7 @@ class ReplaysView(APIView):
         return Response({"replays": [selectors.replay_as_dict(job) for job in jobs]})
 
     @extend_schema(
+        operation_id="replay_create",
         summary="Re-deliver a slice of the log to this subscription (a tracked, cancelable job)",
         description="Body: from (position or RFC 3339 time, inclusive), until (optional, exclusive; "
         "default: the horizon now), types (optional list), stream (optional). The slice is also "
@@ -409,11 +458,21 @@ class ReplaysView(APIView):
         return Response(selectors.replay_as_dict(job), status=202)
 
 
+class ReplayListView(ReplaysView):
+    http_method_names = ["get", "head", "options"]
+
+
+class ReplayCreateView(ReplaysView):
+    http_method_names = ["post", "options"]
+
+
 @extend_schema(tags=["replay"])
 class ReplayDetailView(APIView):
     required_scopes = {"GET": "events:read"}
 
-    @extend_schema(summary="A replay job's progress", responses={200: dict, **ERRORS})
+    @extend_schema(
+        operation_id="replay_retrieve", summary="A replay job's progress", responses={200: dict, **ERRORS}
+    )
     def get(self, request, subscription_id: str, job_id: str):
         params.reject_unknown(request.query_params, [])
         subscription = services.get_subscription(_principal(request), subscription_id)
@@ -424,8 +483,11 @@ class ReplayDetailView(APIView):
 class ReplayCancelView(APIView):
     required_scopes = {"POST": "admin"}
 
-    @extend_schema(summary="Cancel a running replay job", request=None, responses={200: dict, 409: ErrorSerializer,
-                                                                                    **ERRORS})  # fmt: skip
+    @extend_schema(
+        summary="Cancel a running replay job",
+        request=None,
+        responses={200: dict, 409: ErrorSerializer, **ERRORS},
+    )
     def post(self, request, subscription_id: str, job_id: str):
         params.reject_unknown(request.query_params, [])
         subscription = services.get_subscription(_principal(request), subscription_id)

@@ -108,7 +108,9 @@ def send(client: httpx.Client, url: str, secret: str, message_id: str, body: byt
             extensions={"sni_hostname": target.host},
         )
     except httpx.TimeoutException as exc:
-        return Outcome("retry", error=f"timeout after {settings.WEBHOOK_TIMEOUT_SECONDS}s: {type(exc).__name__}")
+        return Outcome(
+            "retry", error=f"timeout after {settings.WEBHOOK_TIMEOUT_SECONDS}s: {type(exc).__name__}"
+        )
     except httpx.HTTPError as exc:
         return Outcome("retry", error=f"{type(exc).__name__}: {exc}"[:500])
     status = response.status_code

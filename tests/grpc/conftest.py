@@ -24,7 +24,7 @@ class GrpcProcess:
 
         self.port = free_port()
         self.target = f"127.0.0.1:{self.port}"
-        self.log = tempfile.NamedTemporaryFile(prefix="flunq-grpc-", suffix=".log", delete=False)
+        self.log = tempfile.NamedTemporaryFile(prefix="flunq-grpc-", suffix=".log", delete=False)  # noqa: SIM115 - lives as long as the server
         self.process = subprocess.Popen(
             [sys.executable, "manage.py", "grpcserver", "--port", str(self.port), "--grace", "1"],
             cwd=ROOT,

@@ -16,7 +16,9 @@ from grpc_status import rpc_status
 from grpc_api.generated.io.cloudevents.v1 import cloudevents_pb2 as ce
 
 
-def cloudevent(id: str, type: str = "task.completed", source: str = "/test", data: Any = None, **attributes) -> ce.CloudEvent:
+def cloudevent(
+    id: str, type: str = "task.completed", source: str = "/test", data: Any = None, **attributes
+) -> ce.CloudEvent:
     message = ce.CloudEvent(id=id, source=source, spec_version="1.0", type=type)
     for name, value in attributes.items():
         target = message.attributes[name]
@@ -113,7 +115,9 @@ def wait_for_horizon(client, position: int, deadline: float = 120.0) -> None:
 
     end = time.monotonic() + deadline
     while time.monotonic() < end:
-        page = client.events.ReadAll(pb.ReadAllRequest(after=max(0, position - 1), limit=1, min_position=position))
+        page = client.events.ReadAll(
+            pb.ReadAllRequest(after=max(0, position - 1), limit=1, min_position=position)
+        )
         if page.horizon >= position:
             return
     raise AssertionError(f"the horizon did not reach {position} in {deadline} s")

@@ -16,9 +16,15 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 def test_publish_get_and_read_all_round_trip(client, api):
     event = cloudevent(
-        "e-1", type="workflow.created", data={"name": "order", "n": 2**40}, workflowid="wf-1",
-        time=datetime(2026, 1, 31, 12, 0, tzinfo=UTC), attempt=3, urgent=True, blob=b"\x00\x01",
-    )  # fmt: skip
+        "e-1",
+        type="workflow.created",
+        data={"name": "order", "n": 2**40},
+        workflowid="wf-1",
+        time=datetime(2026, 1, 31, 12, 0, tzinfo=UTC),
+        attempt=3,
+        urgent=True,
+        blob=b"\x00\x01",
+    )
     appended = client.events.Publish(pb.PublishRequest(event=event))
     assert not appended.duplicate and len(appended.events) == 1
     item = appended.events[0]
@@ -55,7 +61,10 @@ def test_idempotent_retry_and_reused_id(client):
     assert again.duplicate and again.events[0].position == first.events[0].position
     reused = failure(client.events.Publish, pb.PublishRequest(event=cloudevent("dup-1", data={"a": 2})))
     assert reused.code == grpc.StatusCode.ALREADY_EXISTS
-    assert reused.body["error"] == "duplicate_event_conflict" and reused.info.reason == "duplicate_event_conflict"
+    assert (
+        reused.body["error"] == "duplicate_event_conflict"
+        and reused.info.reason == "duplicate_event_conflict"
+    )
 
 
 def test_data_modes(client, api):
@@ -77,7 +86,9 @@ def test_data_modes(client, api):
 
 def test_append_to_stream_with_expected_versions(client):
     events = [cloudevent(f"s-{i}", data={"i": i}) for i in range(3)]
-    request = pb.AppendToStreamRequest(stream="order-7", events=events, expected_state=pb.EXPECTED_STATE_NO_STREAM)
+    request = pb.AppendToStreamRequest(
+        stream="order-7", events=events, expected_state=pb.EXPECTED_STATE_NO_STREAM
+    )
     result = client.events.AppendToStream(request)
     assert [e.version for e in result.events] == [0, 1, 2]
     positions = [e.position for e in result.events]
@@ -93,25 +104,35 @@ def test_append_to_stream_with_expected_versions(client):
 
     exists = failure(
         client.events.AppendToStream,
-        pb.AppendToStreamRequest(stream="order-7", events=[cloudevent("s-3")], expected_state=pb.EXPECTED_STATE_NO_STREAM),
+        pb.AppendToStreamRequest(
+            stream="order-7", events=[cloudevent("s-3")], expected_state=pb.EXPECTED_STATE_NO_STREAM
+        ),
     )
     assert exists.code == grpc.StatusCode.ABORTED
-    ok = client.events.AppendToStream(pb.AppendToStreamRequest(stream="order-7", events=[cloudevent("s-3")], expected_version=2))
+    ok = client.events.AppendToStream(
+        pb.AppendToStreamRequest(stream="order-7", events=[cloudevent("s-3")], expected_version=2)
+    )
     assert ok.events[0].version == 3
     missing = failure(
         client.events.AppendToStream,
-        pb.AppendToStreamRequest(stream="order-8", events=[cloudevent("x-1")], expected_state=pb.EXPECTED_STATE_STREAM_EXISTS),
+        pb.AppendToStreamRequest(
+            stream="order-8", events=[cloudevent("x-1")], expected_state=pb.EXPECTED_STATE_STREAM_EXISTS
+        ),
     )
     assert missing.code == grpc.StatusCode.ABORTED and missing.body["actual_version"] == -1
 
 
 def test_read_stream_forward_and_backward(client):
-    client.events.AppendToStream(pb.AppendToStreamRequest(stream="page-1", events=[cloudevent(f"p-{i}") for i in range(5)]))
+    client.events.AppendToStream(
+        pb.AppendToStreamRequest(stream="page-1", events=[cloudevent(f"p-{i}") for i in range(5)])
+    )
     forward = client.events.ReadStream(pb.ReadStreamRequest(stream="page-1", from_version=2, limit=2))
     assert [e.version for e in forward.events] == [2, 3] and forward.next_version == 4
     rest = client.events.ReadStream(pb.ReadStreamRequest(stream="page-1", from_version=4, limit=2))
     assert [e.version for e in rest.events] == [4] and not rest.HasField("next_version")
-    backward = client.events.ReadStream(pb.ReadStreamRequest(stream="page-1", direction=pb.DIRECTION_BACKWARD, limit=3))
+    backward = client.events.ReadStream(
+        pb.ReadStreamRequest(stream="page-1", direction=pb.DIRECTION_BACKWARD, limit=3)
+    )
     assert [e.version for e in backward.events] == [4, 3, 2] and backward.next_version == 1
     assert [e.event.id for e in client.events.ReadStream(pb.ReadStreamRequest(stream="page-1")).events] == [
         f"p-{i}" for i in range(5)
@@ -131,7 +152,10 @@ def test_read_all_filters_and_pages(client):
     wait_for_horizon(client, appended.last_position)
 
     def ids(**filter_):
-        return [e.event.id for e in client.events.ReadAll(pb.ReadAllRequest(filter=pb.EventFilter(**filter_))).events]
+        return [
+            e.event.id
+            for e in client.events.ReadAll(pb.ReadAllRequest(filter=pb.EventFilter(**filter_))).events
+        ]
 
     assert ids(types=["task.*"]) == ["f-1", "f-2"]
     assert ids(types=["workflow.created", "task.started"]) == ["f-1", "f-3"]
@@ -147,10 +171,18 @@ def test_read_all_filters_and_pages(client):
 
 
 def test_streams_get_list_delete(client, admin_client):
-    client.events.AppendToStream(pb.AppendToStreamRequest(stream="cart-1", events=[cloudevent("c-1"), cloudevent("c-2")]))
+    client.events.AppendToStream(
+        pb.AppendToStreamRequest(stream="cart-1", events=[cloudevent("c-1"), cloudevent("c-2")])
+    )
     client.events.AppendToStream(pb.AppendToStreamRequest(stream="cart-2", events=[cloudevent("c-3")]))
     info = client.events.GetStream(pb.GetStreamRequest(stream="cart-1"))
-    assert (info.name, info.category, info.last_version, info.event_count, info.deleted) == ("cart-1", "cart", 1, 2, False)
+    assert (info.name, info.category, info.last_version, info.event_count, info.deleted) == (
+        "cart-1",
+        "cart",
+        1,
+        2,
+        False,
+    )
     assert json.loads(info.metadata_json) == {}
     listed = client.events.ListStreams(pb.ListStreamsRequest(prefix="cart-", limit=1))
     assert [s.name for s in listed.streams] == ["cart-1"] and listed.next_after == "cart-1"
@@ -164,9 +196,13 @@ def test_streams_get_list_delete(client, admin_client):
     assert client.events.GetStream(pb.GetStreamRequest(stream="cart-1")).deleted
     gone = failure(client.events.ReadStream, pb.ReadStreamRequest(stream="cart-1"))
     assert gone.code == grpc.StatusCode.FAILED_PRECONDITION and gone.body["error"] == "stream_deleted"
-    refused = failure(client.events.AppendToStream, pb.AppendToStreamRequest(stream="cart-1", events=[cloudevent("c-9")]))
+    refused = failure(
+        client.events.AppendToStream, pb.AppendToStreamRequest(stream="cart-1", events=[cloudevent("c-9")])
+    )
     assert refused.code == grpc.StatusCode.FAILED_PRECONDITION
-    assert [s.name for s in client.events.ListStreams(pb.ListStreamsRequest(prefix="cart-")).streams] == ["cart-2"]
+    assert [s.name for s in client.events.ListStreams(pb.ListStreamsRequest(prefix="cart-")).streams] == [
+        "cart-2"
+    ]
     with_deleted = client.events.ListStreams(pb.ListStreamsRequest(prefix="cart-", include_deleted=True))
     assert [s.name for s in with_deleted.streams] == ["cart-1", "cart-2"]
 

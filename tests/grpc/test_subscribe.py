@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import grpc
 import httpx
@@ -34,8 +35,14 @@ def test_catch_up_then_live_with_events_from_rest(client, live_server_url):
         for index in range(3):
             response = httpx.post(
                 f"{live_server_url}/api/v1/events",
-                json={"specversion": "1.0", "id": f"rest-{index}", "source": "/rest", "type": "task.completed",
-                      "executionid": "x9", "data": {"i": index}},  # fmt: skip
+                json={
+                    "specversion": "1.0",
+                    "id": f"rest-{index}",
+                    "source": "/rest",
+                    "type": "task.completed",
+                    "executionid": "x9",
+                    "data": {"i": index},
+                },
             )
             assert response.status_code == 201, response.text
         live = reader.events(3)
@@ -51,7 +58,11 @@ def test_filters_start_now_and_from_time(client):
     # one call each: the events of one batch share their recordedtime
     appended = [
         client.events.Publish(pb.PublishRequest(event=cloudevent(event_id, type=event_type)))
-        for event_id, event_type in [("a-1", "task.started"), ("a-2", "workflow.created"), ("a-3", "task.completed")]
+        for event_id, event_type in [
+            ("a-1", "task.started"),
+            ("a-2", "workflow.created"),
+            ("a-3", "task.completed"),
+        ]
     ]
     wait_for_horizon(client, appended[-1].last_position)
     filtered = _subscribe(client, after=0, filter=pb.EventFilter(types=["task.*"]))
@@ -83,7 +94,15 @@ def test_an_open_append_holds_back_subscribe_and_read_all_then_both_arrive_in_or
     def hold_open() -> None:
         try:
             with transaction.atomic():
-                event = from_structured({"specversion": "1.0", "id": "early", "source": "/test", "type": "task.started"})
+                event = from_structured(
+                    {
+                        "specversion": "1.0",
+                        "id": "early",
+                        "source": "/test",
+                        "type": "task.started",
+                        "executionid": "held",
+                    }
+                )
                 held["position"] = append([event]).last_position
                 opened.set()
                 release.wait(120)
@@ -95,18 +114,30 @@ def test_an_open_append_holds_back_subscribe_and_read_all_then_both_arrive_in_or
     try:
         assert reader.next().WhichOneof("message") == "caught_up"
         assert opened.wait(60)
-        late = client.events.Publish(pb.PublishRequest(event=cloudevent("late"))).last_position
+        # another stream: the open transaction holds its own stream's append lock
+        late = client.events.Publish(
+            pb.PublishRequest(event=cloudevent("late", executionid="free"))
+        ).last_position
         assert held["position"] < late  # the open transaction holds the lower position
 
         page = client.events.ReadAll(pb.ReadAllRequest(after=base))
         assert list(page.events) == [] and page.horizon < held["position"]
-        assert reader.messages.empty() or reader.next(timeout=0.01).WhichOneof("message") == "checkpoint"
+        pending = []
+        while not reader.messages.empty():
+            pending.append(reader.messages.get_nowait())
+        assert not [m for m in pending if isinstance(m, grpc.RpcError) or m.WhichOneof("message") == "event"]
 
         release.set()
         thread.join(60)
-        assert [(e.event.id, e.position) for e in reader.events(2)] == [("early", held["position"]), ("late", late)]
+        assert [(e.event.id, e.position) for e in reader.events(2)] == [
+            ("early", held["position"]),
+            ("late", late),
+        ]
         wait_for_horizon(client, late)
-        assert [e.event.id for e in client.events.ReadAll(pb.ReadAllRequest(after=base)).events] == ["early", "late"]
+        assert [e.event.id for e in client.events.ReadAll(pb.ReadAllRequest(after=base)).events] == [
+            "early",
+            "late",
+        ]
     finally:
         release.set()
         thread.join(60)
@@ -128,3 +159,47 @@ def test_bad_subscribe_requests_and_auth(client, channel):
     with pytest.raises(grpc.RpcError) as error:
         anonymous.next()
     assert Failure(error.value).code == grpc.StatusCode.UNAUTHENTICATED
+
+
+def test_a_client_that_stops_reading_is_told_where_to_resume(
+    grpc_server_factory, make_token, transactional_db
+):
+    # Enough data to fill the HTTP/2 windows and buffers between server and client (~4 MB here).
+    first = None
+    for batch in range(12):
+        result = append(
+            [
+                from_structured(
+                    {
+                        "specversion": "1.0",
+                        "id": f"big-{batch}-{i}",
+                        "source": "/test",
+                        "type": "big.one",
+                        "data": {"pad": "x" * 30_000},
+                    }
+                )
+                for i in range(30)
+            ]
+        )
+        first = first or result.events[0].position
+    server = grpc_server_factory(GRPC_SUBSCRIBE_SEND_TIMEOUT_SECONDS="0.5")
+    from tests.grpc.conftest import Client
+
+    with grpc.insecure_channel(server.target) as channel:
+        client = Client(channel, make_token(["events:read"]))
+        call = client.events.Subscribe(pb.SubscribeRequest(after=0), timeout=120)
+        # What is tested is a client that takes nothing for longer than the send timeout; no
+        # condition can stand in for the passing of that time.
+        time.sleep(5)
+        received = []
+        with pytest.raises(grpc.RpcError) as error:
+            for message in call:
+                received.append(message.event.position)
+    failure = Failure(error.value)
+    assert failure.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert failure.body["error"] == "subscriber_too_slow"
+    resume_after = failure.body["resume_after"]
+    # nothing is lost: every event up to resume_after reached the client, in order
+    assert 0 < len(received) < 360 and received[0] == first
+    assert received == list(range(first, first + len(received)))
+    assert received[-1] - 1 <= resume_after <= received[-1]

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from tests.live.conftest import append, append_one, connect, receive_events, receive_until, wait_for
+from tests.live.conftest import append_one, connect, receive_events, receive_until, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -39,24 +39,19 @@ async def test_catch_up_live_and_resume_with_last_event_id(tailer, token_for):
     await resumed.close()
 
 
-@pytest.mark.parametrize(
-    ("query", "headers", "status", "needle"),
-    [
-        ("colour=red", [], 400, "unknown parameter(s): colour"),
-        ("from=tomorrow", [], 400, "from must be a position"),
-        ("", [(b"last-event-id", b"abc")], 400, "Last-Event-ID must be a position"),
-        ("tenantid=x", None, 403, "bound to tenant"),
-    ],
-)
-async def test_bad_requests_are_json_errors(tailer, token_for, query, headers, status, needle):
-    if headers is None:
-        token, headers = await token_for(tenant="acme"), []
-    else:
-        token = await token_for()
-    stream = SSE(PATH, query, [*bearer(token), *headers])
-    assert await stream.start() == status
-    body = orjson.loads(await stream.body())
-    assert needle in body["message"]
+async def test_bad_requests_are_json_errors(tailer, token_for):
+    token, tenant_token = await token_for(), await token_for(tenant="acme")
+    for query, headers, status, needle in [
+        ("colour=red", bearer(token), 400, "unknown parameter(s): colour"),
+        ("from=tomorrow", bearer(token), 400, "from must be a position"),
+        ("", [*bearer(token), (b"last-event-id", b"abc")], 400, "Last-Event-ID must be a position"),
+        ("ticket=a&ticket=b", [], 400, "ticket may be given once"),
+        ("tenantid=x", bearer(tenant_token), 403, "bound to tenant"),
+    ]:
+        stream = SSE(PATH, query, headers)
+        assert await stream.start() == status, query
+        body = orjson.loads(await stream.body())
+        assert needle in body["message"], (query, body)
 
 
 async def test_authentication_is_required(tailer, token_for):

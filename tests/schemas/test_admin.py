@@ -19,7 +19,11 @@ def test_subject_pages_show_versions_and_settings(admin_client):
     services.register("order.placed", V1)
     subject = Subject.objects.get(name="order.placed")
     listing = admin_client.get("/admin/schemas/subject/")
-    assert listing.status_code == 200 and b"order.placed" in listing.content and b"BACKWARD (global)" in listing.content
+    assert (
+        listing.status_code == 200
+        and b"order.placed" in listing.content
+        and b"BACKWARD (global)" in listing.content
+    )
     page = admin_client.get(f"/admin/schemas/subject/{subject.pk}/change/")
     assert page.status_code == 200
     assert b"&quot;additionalProperties&quot;: false" in page.content  # pretty-printed schema

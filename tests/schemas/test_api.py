@@ -24,7 +24,12 @@ def test_register_read_and_delete(admin_api, reader):
     created = admin_api.post("/api/v1/schemas", {"subject": "order.placed", "schema": V1}, format="json")
     assert created.status_code == 201, created.json()
     body = created.json()
-    assert (body["subject"], body["version"], body["created"], body["schema"]) == ("order.placed", 1, True, V1)
+    assert (body["subject"], body["version"], body["created"], body["schema"]) == (
+        "order.placed",
+        1,
+        True,
+        V1,
+    )
     again = admin_api.post("/api/v1/schemas/order.placed/versions", {"schema": V1}, format="json")
     assert again.status_code == 200 and again.json()["created"] is False and again.json()["id"] == body["id"]
     second = admin_api.post("/api/v1/schemas/order.placed/versions", {"schema": V2}, format="json")
@@ -70,10 +75,15 @@ def test_compatibility_check_and_config(admin_api, reader):
     needs_name = {**V1, "required": ["name"]}  # old data may lack a name; old readers accept new data
     verdict = reader.post(url, {"schema": needs_name}, format="json").json()
     assert verdict["compatible"] is False and verdict["differences"] and verdict["checked_versions"] == [1]
-    assert reader.post(url, {"schema": needs_name, "mode": "FORWARD"}, format="json").json()["compatible"] is True
+    assert (
+        reader.post(url, {"schema": needs_name, "mode": "FORWARD"}, format="json").json()["compatible"]
+        is True
+    )
     assert reader.post(url, {"schema": V2, "version": "latest"}, format="json").json()["compatible"] is True
     # A subject with no versions accepts anything.
-    assert reader.post("/api/v1/schemas/new.one/compatibility", {"schema": V1}, format="json").json()["compatible"]
+    assert reader.post("/api/v1/schemas/new.one/compatibility", {"schema": V1}, format="json").json()[
+        "compatible"
+    ]
 
     config = reader.get("/api/v1/schemas/order.placed/config").json()
     assert config == {"subject": "order.placed", "compatibility": None, "effective_compatibility": "BACKWARD",
@@ -82,8 +92,15 @@ def test_compatibility_check_and_config(admin_api, reader):
                             format="json")  # fmt: skip
     assert changed.status_code == 200
     assert changed.json()["compatibility"] == "NONE" and changed.json()["validate"] is False
-    assert admin_api.post("/api/v1/schemas/order.placed/versions", {"schema": NEEDS_AGE}, format="json").status_code == 201
-    reset = admin_api.put("/api/v1/schemas/order.placed/config", {"compatibility": None}, format="json").json()
+    assert (
+        admin_api.post(
+            "/api/v1/schemas/order.placed/versions", {"schema": NEEDS_AGE}, format="json"
+        ).status_code
+        == 201
+    )
+    reset = admin_api.put(
+        "/api/v1/schemas/order.placed/config", {"compatibility": None}, format="json"
+    ).json()
     assert reset["compatibility"] is None and reset["effective_compatibility"] == "BACKWARD"
 
 
@@ -142,14 +159,20 @@ def test_auth(client, reader, api):
 )  # fmt: skip
 def test_bad_input(admin_api, method, url, body, status, error):
     admin_api.post("/api/v1/schemas", {"subject": "known", "schema": V1}, format="json")
-    response = getattr(admin_api, method)(url, body, format="json") if body is not None else getattr(admin_api, method)(url)
+    response = (
+        getattr(admin_api, method)(url, body, format="json")
+        if body is not None
+        else getattr(admin_api, method)(url)
+    )
     assert response.status_code == status, response.json()
     assert response.json()["error"] == error
     assert response.json()["message"]
 
 
 def test_malformed_json_and_deep_or_huge_schemas(admin_api, settings):
-    response = admin_api.post("/api/v1/schemas", b'{"subject": "a", "schema": {', content_type="application/json")
+    response = admin_api.post(
+        "/api/v1/schemas", b'{"subject": "a", "schema": {', content_type="application/json"
+    )
     assert response.status_code == 400 and response.json()["error"] == "invalid_request"
     settings.SCHEMA_MAX_DEPTH = 8
     deep: dict = {}

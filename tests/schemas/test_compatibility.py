@@ -52,6 +52,13 @@ TREE_DRAFT7 = {
     },
     "$ref": "#/definitions/n",
 }
+CLOSED_2020 = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "$defs": {"base": {"properties": {"id": S}}},
+    "allOf": [{"$ref": "#/$defs/base"}],
+    "properties": {"x": S},
+    "unevaluatedProperties": False,
+}
 EVENT_A = obj({"kind": {"const": "a"}, "x": S}, required=["kind"])
 EVENT_B = obj({"kind": {"const": "b"}, "y": I}, required=["kind"])
 EVENT_A2 = obj({"kind": {"const": "a"}, "x": {"type": ["string", "null"]}}, required=["kind"])
@@ -225,6 +232,31 @@ CASES = [
         False,
         "ADDITIONAL_PROPERTIES_REMOVED",
         "#/unevaluatedProperties",
+    ),
+    case(
+        "object/2020-closed-with-allOf-ref/optional-added/backward",
+        CLOSED_2020,
+        {**CLOSED_2020, "properties": {"x": S, "y": S}},
+        "BACKWARD",
+        True,
+    ),
+    case(
+        "object/2020-closed-with-allOf-ref/optional-added/forward",
+        CLOSED_2020,
+        {**CLOSED_2020, "properties": {"x": S, "y": S}},
+        "FORWARD",
+        False,
+        "PROPERTY_REMOVED_FROM_CLOSED_CONTENT_MODEL",
+        "#/properties/y",
+    ),
+    case(
+        "object/2020-closed-with-allOf-ref/inherited-narrowed/backward",
+        CLOSED_2020,
+        {**CLOSED_2020, "$defs": {"base": {"properties": {"id": {**S, "maxLength": 8}}}}},
+        "BACKWARD",
+        False,
+        "MAX_LENGTH_ADDED",
+        "#/$defs/base/properties/id/maxLength",
     ),
     # --- required ---------------------------------------------------------------------------
     case(

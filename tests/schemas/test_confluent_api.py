@@ -31,8 +31,13 @@ class Registry:
     def call(self, method: str, path: str, body=None, content_type: str = MEDIA):
         kwargs = {}
         if body is not None:
-            kwargs = {"data": body if isinstance(body, bytes | str) else json.dumps(body), "content_type": content_type}
-        response = getattr(self.client, method)(PREFIX + path, HTTP_ACCEPT=f"{MEDIA}, application/json", **kwargs)
+            kwargs = {
+                "data": body if isinstance(body, bytes | str) else json.dumps(body),
+                "content_type": content_type,
+            }
+        response = getattr(self.client, method)(
+            PREFIX + path, HTTP_ACCEPT=f"{MEDIA}, application/json", **kwargs
+        )
         return response.status_code, response.json() if response.content else None
 
 
@@ -53,7 +58,10 @@ def test_register_look_up_and_read(registry):
     assert (status, set(body)) == (200, {"id"})
     schema_id = body["id"]
     assert registry.call("post", "/subjects/other/versions", schema_body(V1)) == (200, {"id": schema_id})
-    assert registry.call("post", "/subjects/orders-value/versions", schema_body(V1)) == (200, {"id": schema_id})
+    assert registry.call("post", "/subjects/orders-value/versions", schema_body(V1)) == (
+        200,
+        {"id": schema_id},
+    )
     status, second = registry.call("post", "/subjects/orders-value/versions", schema_body(V2))
     assert status == 200 and second["id"] != schema_id
 
@@ -97,7 +105,9 @@ def test_compatibility_and_config(registry):
     registry.call("post", "/subjects/s/versions", schema_body(V1))
     assert registry.call("post", "/compatibility/subjects/s/versions/latest", schema_body(V2)) == (
         200, {"is_compatible": True})  # fmt: skip
-    status, body = registry.call("post", "/compatibility/subjects/s/versions/1?verbose=true", schema_body(NEEDS_AGE))
+    status, body = registry.call(
+        "post", "/compatibility/subjects/s/versions/1?verbose=true", schema_body(NEEDS_AGE)
+    )
     assert status == 200 and body["is_compatible"] is False and body["messages"]
     assert registry.call("post", "/compatibility/subjects/s/versions", schema_body(NEEDS_AGE))[1] == {
         "is_compatible": False}  # fmt: skip
@@ -110,7 +120,10 @@ def test_compatibility_and_config(registry):
     assert registry.call("get", "/config/s") == (404, {"error_code": 40408, "message": registry.call(
         "get", "/config/s")[1]["message"]})  # fmt: skip
     assert registry.call("get", "/config/s?defaultToGlobal=true") == (200, {"compatibilityLevel": "FULL"})
-    assert registry.call("put", "/config/s", {"compatibilityLevel": "NONE"}) == (200, {"compatibility": "NONE"})
+    assert registry.call("put", "/config/s", {"compatibilityLevel": "NONE"}) == (
+        200,
+        {"compatibility": "NONE"},
+    )
     assert registry.call("get", "/config/s") == (200, {"compatibilityLevel": "NONE"})
     assert registry.call("post", "/subjects/s/versions", schema_body(NEEDS_AGE))[0] == 200
     assert registry.call("delete", "/config/s") == (200, {"compatibilityLevel": "NONE"})

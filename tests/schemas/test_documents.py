@@ -12,8 +12,11 @@ OK = [
     {"type": "object", "properties": {"a": {"type": "string"}}},
     {"$schema": "https://json-schema.org/draft/2020-12/schema", "type": "integer"},
     {"$schema": "http://json-schema.org/draft-07/schema#", "type": "integer"},
-    {"$schema": "http://json-schema.org/draft-07/schema", "definitions": {"a": {"type": "string"}},
-     "$ref": "#/definitions/a"},  # fmt: skip
+    {
+        "$schema": "http://json-schema.org/draft-07/schema",
+        "definitions": {"a": {"type": "string"}},
+        "$ref": "#/definitions/a",
+    },
     {"$defs": {"a": {"type": "string"}}, "properties": {"x": {"$ref": "#/$defs/a"}}},
     {"properties": {"$ref": {"type": "string"}}},  # a property named $ref is not a reference
     {"enum": [{"$ref": "https://example.com/not-a-reference"}]},  # data, not a reference

@@ -61,5 +61,7 @@ def test_seed_leaves_existing_subjects_alone():
     services.delete_subject("workflow.deleted")  # soft deleted by an operator
     call_command("seed_schemas")
     assert services.find_subject("task.completed").versions.count() == 0
-    assert services.versions_of(services.find_subject("workflow.deleted"), include_deleted=True)[-1].version == 1
+    assert (
+        services.versions_of(services.find_subject("workflow.deleted"), include_deleted=True)[-1].version == 1
+    )
     assert services.get_version("task.failed", "latest").schema.document == SEEDS["task.failed"]

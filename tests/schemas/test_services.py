@@ -47,7 +47,8 @@ def test_versions_are_numbered_and_ids_shared_across_subjects():
 def test_registering_the_same_schema_again_returns_the_existing_version():
     first = services.register("orders", V1)
     again = services.register(
-        "orders", {"additionalProperties": False, "properties": {"name": {"type": "string"}}, "type": "object"}
+        "orders",
+        {"additionalProperties": False, "properties": {"name": {"type": "string"}}, "type": "object"},
     )
     assert again.created is False
     assert again.version.pk == first.version.pk

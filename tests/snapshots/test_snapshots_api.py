@@ -14,8 +14,15 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 def _append(stream: str, count: int, start: int = 0) -> None:
     events = [
-        from_structured({"specversion": "1.0", "id": f"{stream}-{start + i}", "source": "/test",
-                         "type": "task.completed", "data": {"n": start + i}})  # fmt: skip
+        from_structured(
+            {
+                "specversion": "1.0",
+                "id": f"{stream}-{start + i}",
+                "source": "/test",
+                "type": "task.completed",
+                "data": {"n": start + i},
+            }
+        )
         for i in range(count)
     ]
     append(events, stream=stream)
@@ -29,7 +36,9 @@ def test_save_latest_list_and_state(api):
     _append("execution-1", 5)
     first = api.post(_url("execution-1"), {"version": 1, "state": {"done": 2}}, format="json")
     assert first.status_code == 201, first.content
-    assert first.json()["version"] == 1 and first.json()["state"] == {"done": 2} and first.json()["type"] is None
+    assert (
+        first.json()["version"] == 1 and first.json()["state"] == {"done": 2} and first.json()["type"] is None
+    )
     second = api.post(_url("execution-1"), {"version": 3, "state": {"done": 4}, "type": "v2"}, format="json")
     assert second.status_code == 201 and second.json()["type"] == "v2"
 
@@ -70,7 +79,12 @@ def test_resave_replaces_and_events_are_untouched(api):
 def test_retention_keeps_the_newest_per_type(api):
     _append("execution-4", 6)
     for version in range(5):
-        assert api.post(_url("execution-4"), {"version": version, "state": {"v": version}}, format="json").status_code == 201
+        assert (
+            api.post(
+                _url("execution-4"), {"version": version, "state": {"v": version}}, format="json"
+            ).status_code
+            == 201
+        )
     api.post(_url("execution-4"), {"version": 0, "state": {}, "type": "other"}, format="json")
     versions = [(s["version"], s["type"]) for s in api.get(_url("execution-4")).json()["snapshots"]]
     assert versions == [(4, None), (3, None), (0, "other")]
@@ -107,10 +121,19 @@ def test_a_recreated_stream_ignores_snapshots_of_its_earlier_life(api):
     create_stream("execution-7")
     assert api.get(_url("execution-7", "snapshots/latest")).status_code == 404
     response = api.post(_url("execution-7"), {"version": 1, "state": {}}, format="json")
-    assert response.status_code == 409 and response.json()["error"] in ("snapshot_version_ahead", "snapshot_version_hidden")
+    assert response.status_code == 409 and response.json()["error"] in (
+        "snapshot_version_ahead",
+        "snapshot_version_hidden",
+    )
     _append("execution-7", 1, start=10)
-    assert api.post(_url("execution-7"), {"version": 1, "state": {}}, format="json").json()["error"] == "snapshot_version_hidden"
-    assert api.post(_url("execution-7"), {"version": 2, "state": {"new": True}}, format="json").status_code == 201
+    assert (
+        api.post(_url("execution-7"), {"version": 1, "state": {}}, format="json").json()["error"]
+        == "snapshot_version_hidden"
+    )
+    assert (
+        api.post(_url("execution-7"), {"version": 2, "state": {"new": True}}, format="json").status_code
+        == 201
+    )
 
 
 BAD_BODIES = [
@@ -152,7 +175,9 @@ def test_bad_documents(api):
 def test_scopes(make_token, client):
     _append("execution-10", 1)
     reader = {"HTTP_AUTHORIZATION": f"Bearer {make_token(['events:read'])}"}
-    response = client.post(_url("execution-10"), {"version": 0, "state": {}}, content_type="application/json", **reader)
+    response = client.post(
+        _url("execution-10"), {"version": 0, "state": {}}, content_type="application/json", **reader
+    )
     assert response.status_code == 403
     assert client.get(_url("execution-10"), **reader).status_code == 200
     assert client.get(_url("execution-10")).status_code == 401

@@ -48,9 +48,11 @@ class Receiver:
 
 def _handler(receiver: Receiver):
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802 - http.server's naming
+        def do_POST(self):
             length = int(self.headers.get("content-length", "0"))
-            item = Received(self.path, {k.lower(): v for k, v in self.headers.items()}, self.rfile.read(length))
+            item = Received(
+                self.path, {k.lower(): v for k, v in self.headers.items()}, self.rfile.read(length)
+            )
             status, headers = receiver.respond(item)
             item.status = status
             with receiver.lock:

@@ -19,8 +19,13 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def create_pull(api, **extra) -> str:
-    body = {"name": "group", "kind": "pull", "start": "beginning", "retry": {"max_attempts": 3, "backoff": [0]},
-            **extra}  # fmt: skip
+    body = {
+        "name": "group",
+        "kind": "pull",
+        "start": "beginning",
+        "retry": {"max_attempts": 3, "backoff": [0]},
+        **extra,
+    }
     response = api.post("/api/v1/subscriptions", body, format="json")
     assert response.status_code == 201, response.json()
     assert "secret" not in response.json()
@@ -28,16 +33,21 @@ def create_pull(api, **extra) -> str:
 
 
 def fetch(api, sub, consumer, max_events=10, **extra):
-    response = api.post(f"/api/v1/subscriptions/{sub}/fetch",
-                        {"consumer": consumer, "max_events": max_events, **extra}, format="json")  # fmt: skip
+    response = api.post(
+        f"/api/v1/subscriptions/{sub}/fetch",
+        {"consumer": consumer, "max_events": max_events, **extra},
+        format="json",
+    )
     assert response.status_code == 200, response.json()
     return response.json()["messages"]
 
 
 def settle(api, sub, verb, consumer, messages, **extra):
-    response = api.post(f"/api/v1/subscriptions/{sub}/{verb}",
-                        {"consumer": consumer, "ack_ids": [m["ack_id"] for m in messages], **extra},
-                        format="json")  # fmt: skip
+    response = api.post(
+        f"/api/v1/subscriptions/{sub}/{verb}",
+        {"consumer": consumer, "ack_ids": [m["ack_id"] for m in messages], **extra},
+        format="json",
+    )
     assert response.status_code == 200, response.json()
     return response.json()
 
@@ -55,7 +65,8 @@ def test_one_stream_goes_to_one_consumer_at_a_time_in_order(api):
     assert by_stream == {"pull-a": a, "pull-b": b}
     # c1 finishes stream b only: b is released, a stays with c1.
     assert settle(api, sub, "ack", "c1", [m for m in first if m["event"]["stream"] == "pull-b"]) == {
-        "acked": 2, "stale": []
+        "acked": 2,
+        "stale": [],
     }
     more_b = append_to("pull-b", 1)
     second = fetch(api, sub, "c2")
@@ -68,7 +79,10 @@ def test_nack_retry_redelivers_the_rest_of_the_stream_in_order(api):
     positions = append_to("nack-a", 3)
     sub = create_pull(api)
     got = fetch(api, sub, "c1")
-    assert settle(api, sub, "nack", "c1", got[:1], reason="db down", action="retry") == {"nacked": 1, "stale": []}
+    assert settle(api, sub, "nack", "c1", got[:1], reason="db down", action="retry") == {
+        "nacked": 1,
+        "stale": [],
+    }
     again = fetch(api, sub, "c2")
     assert [m["event"]["position"] for m in again] == positions
     assert again[0]["attempt"] == 2
@@ -82,7 +96,9 @@ def test_nack_park_and_max_attempts_go_to_the_dead_letter_queue(api):
     got = fetch(api, sub, "c1", max_events=1)
     settle(api, sub, "nack", "c1", got, reason="poison", action="park")
     dead = api.get(f"/api/v1/subscriptions/{sub}/dead-letters").json()["dead_letters"]
-    assert [(d["position"], d["reason"], d["last_error"]) for d in dead] == [(positions[0], "parked", "poison")]
+    assert [(d["position"], d["reason"], d["last_error"]) for d in dead] == [
+        (positions[0], "parked", "poison")
+    ]
     for _ in range(2):
         got = fetch(api, sub, "c1", max_events=1)
         assert [m["event"]["position"] for m in got] == [positions[1]]
@@ -96,8 +112,10 @@ def test_an_expired_lease_is_fetched_again(api):
     sub = create_pull(api)
     lost = fetch(api, sub, "doomed", lease_seconds=0.2)
     assert len(lost) == 2
-    run_until(lambda: False, lambda: bool(SubscriptionStream.objects.filter(stream="lease-a",
-                                                                           lease_until__lt=_now()).exists()))
+    run_until(
+        lambda: False,
+        lambda: bool(SubscriptionStream.objects.filter(stream="lease-a", lease_until__lt=_now()).exists()),
+    )
     again = fetch(api, sub, "c2")
     assert [m["event"]["position"] for m in again] == positions
     assert settle(api, sub, "ack", "c2", again) == {"acked": 2, "stale": []}
@@ -116,11 +134,15 @@ def test_consumer_group_of_three_shares_5000_events_over_50_streams(live_server_
         # Derived streams: execution-g0 ... execution-g49, interleaved at random.
         append([from_structured(event(executionid=f"g{rng.randrange(50)}")) for _ in range(1000)])
     client = httpx.Client(base_url=live_server_url, timeout=30)
-    sub = client.post("/api/v1/subscriptions", json={"name": "g", "kind": "pull", "start": "beginning"}).json()["id"]
+    sub = client.post(
+        "/api/v1/subscriptions", json={"name": "g", "kind": "pull", "start": "beginning"}
+    ).json()["id"]
 
     # A consumer that takes a lease and dies: its events must come back to the others.
-    doomed = client.post(f"/api/v1/subscriptions/{sub}/fetch",
-                         json={"consumer": "doomed", "max_events": 100, "lease_seconds": 1}).json()["messages"]  # fmt: skip
+    doomed = client.post(
+        f"/api/v1/subscriptions/{sub}/fetch",
+        json={"consumer": "doomed", "max_events": 100, "lease_seconds": 1},
+    ).json()["messages"]
     assert len(doomed) == 100
 
     lock = threading.Lock()
@@ -135,8 +157,9 @@ def test_consumer_group_of_three_shares_5000_events_over_50_streams(live_server_
                 with lock:
                     if len(acked) >= 5000 or errors:
                         return
-                messages = http.post(f"/api/v1/subscriptions/{sub}/fetch",
-                                     json={"consumer": name, "max_events": 100}).json()["messages"]  # fmt: skip
+                messages = http.post(
+                    f"/api/v1/subscriptions/{sub}/fetch", json={"consumer": name, "max_events": 100}
+                ).json()["messages"]
                 if not messages:
                     idle_since = idle_since or time.monotonic()
                     if time.monotonic() - idle_since > 30:
@@ -145,10 +168,14 @@ def test_consumer_group_of_three_shares_5000_events_over_50_streams(live_server_
                     continue
                 idle_since = None
                 with lock:
-                    processed.extend((m["event"]["stream"], m["event"]["version"], m["event"]["position"])
-                                     for m in messages)  # fmt: skip
-                result = http.post(f"/api/v1/subscriptions/{sub}/ack",
-                                   json={"consumer": name, "ack_ids": [m["ack_id"] for m in messages]}).json()  # fmt: skip
+                    processed.extend(
+                        (m["event"]["stream"], m["event"]["version"], m["event"]["position"])
+                        for m in messages
+                    )
+                result = http.post(
+                    f"/api/v1/subscriptions/{sub}/ack",
+                    json={"consumer": name, "ack_ids": [m["ack_id"] for m in messages]},
+                ).json()
                 if result["stale"]:
                     errors.append(f"{name}: stale acks {result['stale'][:3]}")
                 with lock:

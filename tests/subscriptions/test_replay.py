@@ -22,7 +22,9 @@ def _time(position: int) -> str:
 
 def test_replay_by_time_delivers_exactly_the_slice(api, admin_api):
     positions = [append_to(f"replay-{i % 3}", 1, type_="task.completed")[0] for i in range(10)]
-    sub_id = api.post("/api/v1/subscriptions", {"name": "r", "kind": "pull", "start": "now"}, format="json").json()["id"]
+    sub_id = api.post(
+        "/api/v1/subscriptions", {"name": "r", "kind": "pull", "start": "now"}, format="json"
+    ).json()["id"]
     subscription = Subscription.objects.get(id=sub_id)
     checkpoint = subscription.checkpoint
     assert pull.fetch(subscription, consumer="c", max_events=100, lease_seconds=30) == []
@@ -50,8 +52,9 @@ def test_replay_by_position_and_types_to_a_webhook(api, admin_api, allow_local, 
     append_to("mixed-1", 2, type_="workflow.created")
     wanted = append_to("mixed-1", 2, type_="task.completed")
     append_to("mixed-1", 1, type_="task.completed")
-    sub = api.post("/api/v1/subscriptions", {"name": "w", "kind": "webhook", "url": receiver.url},
-                   format="json").json()  # fmt: skip
+    sub = api.post(
+        "/api/v1/subscriptions", {"name": "w", "kind": "webhook", "url": receiver.url}, format="json"
+    ).json()
     body = {"from": 1, "until": wanted[-1] + 1, "types": ["task.*"]}
     job = admin_api.post(f"/api/v1/subscriptions/{sub['id']}/replay", body, format="json").json()
     worker = Deliverer(concurrency=2)
@@ -65,7 +68,9 @@ def test_replay_by_position_and_types_to_a_webhook(api, admin_api, allow_local, 
 
 def test_cancel_a_replay(api, admin_api):
     append_to("cancel-1", 5)
-    sub_id = api.post("/api/v1/subscriptions", {"name": "c", "kind": "pull", "start": "now"}, format="json").json()["id"]
+    sub_id = api.post(
+        "/api/v1/subscriptions", {"name": "c", "kind": "pull", "start": "now"}, format="json"
+    ).json()["id"]
     job = admin_api.post(f"/api/v1/subscriptions/{sub_id}/replay", {"from": 0}, format="json").json()
     subscription = Subscription.objects.get(id=sub_id)
     assert len(pull.fetch(subscription, consumer="c", max_events=2, lease_seconds=30)) == 2
@@ -80,8 +85,13 @@ def test_cancel_a_replay(api, admin_api):
 
 def test_rewind_moves_the_live_checkpoint(api, admin_api):
     positions = append_to("rewind-1", 3)
-    sub_id = api.post("/api/v1/subscriptions", {"name": "rw", "kind": "pull", "start": "now"}, format="json").json()["id"]
-    assert api.patch(f"/api/v1/subscriptions/{sub_id}", {"rewind": positions[1]}, format="json").status_code == 403
+    sub_id = api.post(
+        "/api/v1/subscriptions", {"name": "rw", "kind": "pull", "start": "now"}, format="json"
+    ).json()["id"]
+    assert (
+        api.patch(f"/api/v1/subscriptions/{sub_id}", {"rewind": positions[1]}, format="json").status_code
+        == 403
+    )
     response = admin_api.patch(f"/api/v1/subscriptions/{sub_id}", {"rewind": positions[1]}, format="json")
     assert response.json()["progress"]["checkpoint"] == positions[0]
     got = pull.fetch(Subscription.objects.get(id=sub_id), consumer="c", max_events=10, lease_seconds=30)

@@ -69,7 +69,7 @@ def test_public_addresses_pass_the_check_without_connecting():
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("url", REFUSED + ["http://[::1]:1/redirect-target"])
+@pytest.mark.parametrize("url", [*REFUSED, "http://[::1]:1/redirect-target"])
 def test_the_api_refuses_internal_urls_without_the_allow_list(api, settings, url):
     settings.WEBHOOK_ALLOWED_HOSTS = []
     response = api.post("/api/v1/subscriptions", {"name": "x", "kind": "webhook", "url": url}, format="json")

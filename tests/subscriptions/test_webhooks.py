@@ -24,8 +24,14 @@ def deliverer():
 
 
 def create(api, receiver, **extra) -> dict:
-    body = {"name": "hook", "kind": "webhook", "url": receiver.url, "start": "beginning",
-            "retry": {"max_attempts": 5, "backoff": [0]}, **extra}  # fmt: skip
+    body = {
+        "name": "hook",
+        "kind": "webhook",
+        "url": receiver.url,
+        "start": "beginning",
+        "retry": {"max_attempts": 5, "backoff": [0]},
+        **extra,
+    }
     response = api.post("/api/v1/subscriptions", body, format="json")
     assert response.status_code == 201, response.json()
     return response.json()
@@ -60,7 +66,9 @@ def test_always_failing_goes_to_dlq_then_redrive_delivers(api, admin_api, allow_
     assert len(receiver.received) == 6
     listed = api.get(f"/api/v1/subscriptions/{sub['id']}/dead-letters").json()["dead_letters"]
     assert [d["position"] for d in listed] == positions
-    assert all(d["attempts"] == 3 and d["last_status"] == 500 and d["reason"] == "max_attempts" for d in listed)
+    assert all(
+        d["attempts"] == 3 and d["last_status"] == 500 and d["reason"] == "max_attempts" for d in listed
+    )
     assert api.get(f"/api/v1/subscriptions/{sub['id']}").json()["progress"]["dead_letters"] == 2
 
     receiver.respond = lambda r: (204, {})  # the receiver recovers
@@ -79,7 +87,9 @@ def test_single_redrive_and_discard(api, admin_api, allow_local, receiver, deliv
     first, second = api.get(f"/api/v1/subscriptions/{sub['id']}/dead-letters").json()["dead_letters"]
     detail = api.get(f"/api/v1/subscriptions/{sub['id']}/dead-letters/{first['id']}").json()
     assert detail["event"]["position"] == positions[0]
-    assert admin_api.delete(f"/api/v1/subscriptions/{sub['id']}/dead-letters/{second['id']}").status_code == 204
+    assert (
+        admin_api.delete(f"/api/v1/subscriptions/{sub['id']}/dead-letters/{second['id']}").status_code == 204
+    )
     receiver.respond = lambda r: (200, {})
     assert admin_api.post(f"/api/v1/subscriptions/{sub['id']}/dead-letters/{first['id']}/redrive").json() == {
         "redriven": 1
@@ -100,7 +110,9 @@ def test_410_disables_the_subscription(api, allow_local, receiver, deliverer):
     assert len(receiver.received) == 1
     # Re-enabled, it carries on where it stopped.
     receiver.respond = lambda r: (200, {})
-    assert api.patch(f"/api/v1/subscriptions/{sub['id']}", {"state": "active"}, format="json").status_code == 200
+    assert (
+        api.patch(f"/api/v1/subscriptions/{sub['id']}", {"state": "active"}, format="json").status_code == 200
+    )
     run_until(deliverer.step, lambda: len(receiver.ok_events()) == 2)
 
 
@@ -165,7 +177,9 @@ def test_redirects_are_not_followed(api, allow_local, receiver_factory, delivere
     assert target.received == []
 
 
-def test_an_address_refused_at_delivery_time_is_never_contacted(api, allow_local, receiver, deliverer, settings):
+def test_an_address_refused_at_delivery_time_is_never_contacted(
+    api, allow_local, receiver, deliverer, settings
+):
     append_to("ssrf-late", 1)
     create(api, receiver, retry={"max_attempts": 1, "backoff": [0]})
     settings.WEBHOOK_ALLOWED_HOSTS = []  # allowed when created, not any more
@@ -182,3 +196,21 @@ def test_filter_and_start_now(api, allow_local, receiver, deliverer):
     run_until(deliverer.step, lambda: len(receiver.ok_events()) == 1)
     deliverer.step()
     assert [e["position"] for e in receiver.ok_events()] == wanted
+
+
+def test_idle_stream_rows_are_compacted_into_totals(api, allow_local, receiver, deliverer):
+    from subscriptions import queue
+
+    append_to("compact-1", 2)
+    append_to("compact-2", 1)
+    sub = create(api, receiver)
+    run_until(deliverer.step, lambda: len(receiver.ok_events()) == 3)
+    assert SubscriptionStream.objects.count() == 2
+    assert queue.compact(idle_seconds=0) == 2
+    assert SubscriptionStream.objects.count() == 0
+    progress = api.get(f"/api/v1/subscriptions/{sub['id']}").json()["progress"]
+    assert (progress["delivered"], progress["pending"], progress["lag"]) == (3, 0, 0)
+    more = append_to("compact-1", 1)
+    run_until(deliverer.step, lambda: len(receiver.ok_events()) == 4)
+    assert receiver.ok_events()[-1]["position"] == more[0]
+    assert api.get(f"/api/v1/subscriptions/{sub['id']}").json()["progress"]["delivered"] == 4

@@ -51,7 +51,9 @@ class Command(BaseCommand):
                 if once:
                     break
                 due = queue.due_in()
-                timeout = settings.DELIVER_POLL_SECONDS if due is None else min(due, settings.DELIVER_POLL_SECONDS)
+                timeout = (
+                    settings.DELIVER_POLL_SECONDS if due is None else min(due, settings.DELIVER_POLL_SECONDS)
+                )
                 # Short slices, so a SIGTERM is noticed promptly even while waiting.
                 while timeout > 0 and not stop.is_set():
                     if listener.wait(min(timeout, 0.5)):

@@ -1,0 +1,396 @@
+"""Live feed latency: commit -> websocket receipt, with 1, 100 and 1000 clients, against LISTEN/NOTIFY.
+
+    python -m bench.live                       # 1, 100, 1000 clients, 10 s each at 1000 events/s
+    python -m bench.live --clients 1,100 --seconds 5
+    python -m bench.live --long                # + 100 clients for 10 minutes: server memory over time
+
+One uvicorn process serves the feeds (as ``make run`` does), on a fresh database. Appender threads
+append single-event transactions through ``events.services.append`` at ``--rate`` events/s, each
+noting when its append returned (committed). Every connected client receives every event:
+
+- ``--probes`` clients (``websockets``) parse each message and note when it arrived; latency is
+  receipt minus commit, over every event of every probe.
+- the other clients are raw sockets that complete the handshake and then discard what arrives, so
+  the load generator, which shares the machine's cores with the server, stays cheap while the
+  server still sends every event to every client.
+
+The ceiling, measured in the same run on the same server: raw LISTEN/NOTIFY, one NOTIFY per
+transaction at the same rate (delivery latency) and as fast as one sender can go (notifies/s).
+Server memory (RSS) is sampled every second.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import itertools
+import os
+import resource
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import orjson
+
+from bench import common
+
+DATABASE = "flunq_bench_live"
+_ids = itertools.count()  # event ids, unique over the whole run
+
+
+# --- server memory -------------------------------------------------------------------------------
+
+
+def server_pid(port: int) -> int | None:
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            arguments = (entry / "cmdline").read_bytes().split(b"\0")
+            if b"uvicorn" in b" ".join(arguments) and str(port).encode() in arguments:
+                return int(entry.name)
+    return None
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+class MemorySampler:
+    def __init__(self, pid: int, every: float = 1.0) -> None:
+        self.pid, self.every = pid, every
+        self.samples: list[tuple[float, float]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._start = time.monotonic()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            with contextlib.suppress(OSError):
+                self.samples.append((time.monotonic() - self._start, rss_mb(self.pid)))
+            self._stop.wait(self.every)
+
+    def __enter__(self) -> MemorySampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+# --- clients -------------------------------------------------------------------------------------
+
+
+class Sink(asyncio.Protocol):
+    """A websocket client that completes the handshake and discards everything after it."""
+
+    def __init__(self) -> None:
+        self.caught_up = asyncio.get_running_loop().create_future()
+        self.closed = asyncio.get_running_loop().create_future()
+        self.received = 0
+        self._head = b""
+
+    def data_received(self, data: bytes) -> None:
+        self.received += len(data)
+        if not self.caught_up.done():
+            self._head += data
+            if b"caught_up" in self._head:
+                self.caught_up.set_result(True)
+                self._head = b""
+
+    def connection_lost(self, exc) -> None:
+        if not self.closed.done():
+            self.closed.set_result(time.monotonic())
+
+
+async def open_sink(base: str) -> tuple[asyncio.Transport, Sink]:
+    parts = urlsplit(base)
+    loop = asyncio.get_running_loop()
+    transport, sink = await loop.create_connection(Sink, parts.hostname, parts.port)
+    transport.write(
+        (
+            f"GET /ws/events HTTP/1.1\r\nHost: {parts.netloc}\r\nUpgrade: websocket\r\n"
+            "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            f"Sec-WebSocket-Version: 13\r\nOrigin: {base}\r\n\r\n"
+        ).encode()
+    )
+    await asyncio.wait_for(sink.caught_up, 60)
+    return transport, sink
+
+
+@dataclass
+class Probe:
+    arrivals: dict[int, float] = field(default_factory=dict)
+    resyncs: int = 0
+
+
+async def run_probe(base: str, probe: Probe, ready: asyncio.Event, stop: asyncio.Event) -> None:
+    from websockets.asyncio.client import connect
+
+    url = base.replace("http://", "ws://") + "/ws/events"
+    clock = time.perf_counter
+    async with connect(url, origin=base, proxy=None, compression=None, max_queue=None) as ws:
+        async for raw in ws:
+            arrived = clock()
+            message = orjson.loads(raw)
+            if "specversion" in message:
+                probe.arrivals[message["position"]] = arrived
+            elif message["type"] == "caught_up":
+                ready.set()
+            elif message["type"] == "resync":
+                probe.resyncs += 1
+            if stop.is_set():
+                return
+
+
+# --- appends -------------------------------------------------------------------------------------
+
+
+def append_paced(rate: float, seconds: float, threads: int) -> tuple[dict[int, float], float]:
+    """Single-event appends at ``rate`` over ``threads`` threads; commit time per position."""
+    from django.db import connection
+
+    from events import services
+    from events.cloudevents import from_structured
+
+    commits: dict[int, float] = {}
+    interval = threads / rate
+    clock = time.perf_counter
+    start = clock() + 0.05
+
+    def worker(number: int) -> None:
+        try:
+            due = start + number * interval / threads
+            end = start + seconds
+            while due < end:
+                delay = due - clock()
+                if delay > 0:
+                    time.sleep(delay)
+                event = from_structured(
+                    {
+                        "specversion": "1.0",
+                        "id": f"live-{next(_ids)}",
+                        "source": "bench",
+                        "type": "task.completed",
+                        "executionid": f"x{number}",
+                        "data": common.PAYLOAD,
+                    }
+                )
+                position = services.append([event]).events[0].position
+                commits[position] = clock()
+                due += interval
+        finally:
+            connection.close()
+
+    workers = [threading.Thread(target=worker, args=(n,)) for n in range(threads)]
+    for thread in workers:
+        thread.start()
+    for thread in workers:
+        thread.join()
+    return commits, clock() - start
+
+
+# --- one round -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Result:
+    name: str
+    clients: int
+    appended_rate: float
+    delivered_rate: float
+    latencies: list[float]
+    resyncs: int
+    closed_sinks: int
+    rss: tuple[float, float, float] | None = None  # start, end, max (MB)
+
+    def cells(self) -> list[str]:
+        p50 = common.percentile(self.latencies, 50) * 1000
+        p99 = common.percentile(self.latencies, 99) * 1000
+        top = max(self.latencies, default=0) * 1000
+        rss = f"{self.rss[0]:.0f} -> {self.rss[1]:.0f} (max {self.rss[2]:.0f})" if self.rss else ""
+        return [self.name, str(self.clients), f"{self.appended_rate:,.0f}", f"{self.delivered_rate:,.0f}",
+                f"{p50:.2f}", f"{p99:.2f}", f"{top:.2f}", str(self.resyncs + self.closed_sinks), rss]  # fmt: skip
+
+
+async def feed_round(base: str, pid: int | None, clients: int, probes: int, args) -> Result:
+    began = time.monotonic()
+    probes = min(probes, clients)
+    sinks: list[tuple[asyncio.Transport, Sink]] = []
+    for chunk in range(0, clients - probes, 50):
+        sinks += await asyncio.gather(*(open_sink(base) for _ in range(min(50, clients - probes - chunk))))
+    stop = asyncio.Event()
+    states = [Probe() for _ in range(probes)]
+    readies = [asyncio.Event() for _ in range(probes)]
+    tasks = [asyncio.create_task(run_probe(base, s, r, stop)) for s, r in zip(states, readies, strict=True)]
+    await asyncio.wait_for(asyncio.gather(*(r.wait() for r in readies)), 60)
+
+    sampler = MemorySampler(pid) if pid else contextlib.nullcontext()
+    with sampler:
+        commits, elapsed = await asyncio.to_thread(append_paced, args.rate, args.seconds, args.threads)
+        last = max(commits)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not all(last in s.arrivals for s in states):
+            await asyncio.sleep(0.05)
+    stop.set()
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    closed = sum(1 for _, sink in sinks if sink.closed.done())
+    if closed:
+        first = min(sink.closed.result() for _, sink in sinks if sink.closed.done())
+        print(f"  {closed} sinks closed by the server, the first {first - began:.1f} s into the round", flush=True)
+    for transport, _ in sinks:
+        transport.close()
+    latencies = [arrived - commits[p] for s in states for p, arrived in s.arrivals.items() if p in commits]
+    missing = sum(1 for s in states for p in commits if p not in s.arrivals)
+    if missing:
+        print(f"  warning: {missing} events did not reach a probe within 30 s", flush=True)
+    rss = None
+    if pid and sampler.samples:
+        values = [mb for _, mb in sampler.samples]
+        rss = (values[0], values[-1], max(values))
+    return Result(
+        name="websocket feed",
+        clients=clients,
+        appended_rate=len(commits) / elapsed,
+        delivered_rate=len(commits) * clients / elapsed,
+        latencies=latencies,
+        resyncs=sum(s.resyncs for s in states),
+        closed_sinks=closed,
+        rss=rss,
+    )
+
+
+# --- LISTEN/NOTIFY ceiling -----------------------------------------------------------------------
+
+
+async def notify_round(url: str, rate: float | None, seconds: float) -> Result:
+    """NOTIFY (one per transaction) from a thread; LISTEN on an async connection."""
+    import psycopg
+
+    arrivals: list[tuple[float, float]] = []
+    listener = await psycopg.AsyncConnection.connect(url, autocommit=True)
+    await listener.execute("LISTEN bench_live")
+    done = asyncio.Event()
+    count = 0
+
+    async def listen() -> None:
+        clock = time.perf_counter
+        async for note in listener.notifies():
+            arrivals.append((float(note.payload), clock()))
+            if done.is_set() and len(arrivals) >= count:
+                return
+
+    def send() -> tuple[int, float]:
+        clock = time.perf_counter
+        sent = 0
+        with psycopg.connect(url, autocommit=True) as conn:
+            start = clock()
+            due = start
+            while clock() - start < seconds:
+                if rate:
+                    delay = due - clock()
+                    if delay > 0:
+                        time.sleep(delay)
+                    due += 1 / rate
+                conn.execute("SELECT pg_notify('bench_live', %s)", [repr(clock())])
+                sent += 1
+            return sent, clock() - start
+
+    task = asyncio.create_task(listen())
+    count, elapsed = await asyncio.to_thread(send)
+    done.set()
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(task, 30)
+    task.cancel()
+    await listener.close()
+    latencies = [received - sent for sent, received in arrivals]
+    name = f"LISTEN/NOTIFY at {rate:,.0f}/s" if rate else "LISTEN/NOTIFY ceiling (1 sender)"
+    return Result(name, 1, count / elapsed, len(arrivals) / elapsed, latencies, 0, 0)
+
+
+# --- main ----------------------------------------------------------------------------------------
+
+HEADER = ["work", "clients", "appended/s", "delivered msg/s", "p50 ms", "p99 ms", "max ms", "resyncs",
+          "server RSS MB"]  # fmt: skip
+
+
+def table(results: list[Result]) -> str:
+    rows = [HEADER, *(r.cells() for r in results)]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(HEADER))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows)
+
+
+def markdown(results: list[Result]) -> str:
+    lines = ["| " + " | ".join(HEADER) + " |", "|" + " --- |" * len(HEADER)]
+    lines += ["| " + " | ".join(r.cells()) + " |" for r in results]
+    return "\n".join(lines)
+
+
+async def run(args, url: str) -> None:
+    print("machine:", ", ".join(f"{k} {v}" for k, v in common.server_facts(url).items()), flush=True)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, 8192)), hard))
+    counts = [int(c) for c in args.clients.split(",")]
+    results: list[Result] = [
+        await notify_round(url, args.rate, args.seconds),
+        await notify_round(url, None, 3),
+    ]
+    environ = {"DATABASE_URL": url, "AUTH_REQUIRED": "false"}
+    with common.serve_asgi(environ) as base:
+        pid = server_pid(urlsplit(base).port)
+        for clients in counts:
+            print(f"... {clients} client(s) for {args.seconds:g} s at {args.rate:g} events/s", flush=True)
+            results.append(await feed_round(base, pid, clients, args.probes, args))
+        print(table(results), flush=True)
+        if args.markdown:
+            print(markdown(results), flush=True)
+        hundred = next((r for r in results if r.clients == 100 and r.name == "websocket feed"), None)
+        if hundred is not None:
+            p99 = common.percentile(hundred.latencies, 99) * 1000
+            print(f"target p99 < 25 ms at 100 clients: {p99:.2f} ms, {'met' if p99 < 25 else 'MISSED'}")
+        if args.long:
+            await long_run(base, pid, args)
+    common.drop_database(DATABASE)
+
+
+async def long_run(base: str, pid: int | None, args) -> None:
+    """100 clients for --long-seconds: server RSS every 30 s (flat means no leak per event)."""
+    long_args = argparse.Namespace(**{**vars(args), "seconds": args.long_seconds})
+    print(f"... long run: 100 clients for {args.long_seconds:g} s at {args.rate:g} events/s", flush=True)
+    sampler = MemorySampler(pid, every=30.0) if pid else contextlib.nullcontext()
+    with sampler:
+        result = await feed_round(base, None, 100, args.probes, long_args)
+    print(table([result]), flush=True)
+    if pid:
+        series = ", ".join(f"{t:.0f}s {mb:.0f}" for t, mb in sampler.samples)
+        print(f"server RSS MB over time: {series}", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.live", description=__doc__.split("\n")[0])
+    parser.add_argument("--clients", default="1,100,1000", help="client counts, comma-separated")
+    parser.add_argument("--rate", type=float, default=1000.0, help="appended events per second")
+    parser.add_argument("--seconds", type=float, default=10.0, help="seconds per client count")
+    parser.add_argument("--threads", type=int, default=4, help="appender threads")
+    parser.add_argument("--probes", type=int, default=4, help="clients that measure latency")
+    parser.add_argument("--long", action="store_true", help="add a 10-minute run with 100 clients")
+    parser.add_argument("--long-seconds", type=float, default=600.0)
+    parser.add_argument("--markdown", action="store_true", help="also print a Markdown table")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("LOG_LEVEL", "WARNING")
+    url = common.setup_django(DATABASE, AUTH_REQUIRED="false")
+    asyncio.run(run(args, url))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,175 @@
+"""Bad input and bad tokens get the right status codes, and the server keeps serving."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+
+from grpc_api.generated.flunq.events.v1 import events_pb2 as pb
+from grpc_api.generated.flunq.events.v1 import events_pb2_grpc
+from tests.grpc.conftest import Client
+from tests.grpc.helpers import cloudevent, failure
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+INVALID = grpc.StatusCode.INVALID_ARGUMENT
+
+
+def _with_attribute(event, name: str, value: str):
+    event.attributes[name].ce_string = value
+    return event
+
+
+def _raw_call(channel: grpc.Channel, method: str, payload: bytes, metadata) -> grpc.RpcError:
+    call = channel.unary_unary(f"/flunq.events.v1.EventStore/{method}")  # bytes in, bytes out
+    with pytest.raises(grpc.RpcError) as error:
+        call(payload, metadata=metadata, timeout=30)
+    return error.value
+
+
+def test_malformed_messages_are_invalid_argument(channel, client):
+    garbage = _raw_call(channel, "Publish", b"\xff\xff\xff\xff", client.metadata)
+    assert garbage.code() == INVALID and "PublishRequest" in garbage.details()
+    # event.id (field 1 of field 1) holding bytes that are not UTF-8
+    bad_utf8 = _raw_call(channel, "Publish", b"\x0a\x03\x0a\x01\xff", client.metadata)
+    assert bad_utf8.code() == INVALID
+    truncated = _raw_call(channel, "AppendToStream", b"\x0a\x10abc", client.metadata)
+    assert truncated.code() == INVALID
+
+
+def test_invalid_fields_name_what_is_wrong(client):
+    cases = [
+        (client.events.Publish, pb.PublishRequest(), "event"),
+        (client.events.Publish, pb.PublishRequest(event=cloudevent("")), "/id"),
+        (client.events.Publish, pb.PublishRequest(event=cloudevent("x", type="")), "/type"),
+        (client.events.Publish, pb.PublishRequest(event=cloudevent("x", source="")), "/source"),
+        (client.events.Publish, pb.PublishRequest(event=cloudevent("x", **{"Bad-Name": "v"})), "/Bad-Name"),
+        (client.events.Publish, pb.PublishRequest(event=cloudevent("x", position="7")), "/position"),
+        (client.events.Publish, pb.PublishRequest(event=cloudevent("x", time="yesterday")), "/time"),
+        (client.events.Publish, pb.PublishRequest(event=cloudevent("x", subject=True)), "/subject"),
+        (
+            client.events.Publish,
+            pb.PublishRequest(event=_with_attribute(cloudevent("x"), "id", "again")),
+            "/id",
+        ),
+        (client.events.PublishBatch, pb.PublishBatchRequest(), "events"),
+        (
+            client.events.PublishBatch,
+            pb.PublishBatchRequest(events=[cloudevent("ok"), cloudevent("")]),
+            "/1/id",
+        ),
+        (client.events.AppendToStream, pb.AppendToStreamRequest(events=[cloudevent("x")]), "stream"),
+        (
+            client.events.AppendToStream,
+            pb.AppendToStreamRequest(stream="bad stream", events=[cloudevent("x")]),
+            "/stream",
+        ),
+        (
+            client.events.AppendToStream,
+            pb.AppendToStreamRequest(stream="s-1", events=[cloudevent("x")], expected_version=-1),
+            "expected_version",
+        ),
+        (
+            client.events.AppendToStream,
+            pb.AppendToStreamRequest(stream="s-1", events=[cloudevent("x")], expected_state=9),
+            "expected_state",
+        ),
+        (client.events.ReadStream, pb.ReadStreamRequest(stream="s-1", limit=100_000), "limit"),
+        (client.events.ReadStream, pb.ReadStreamRequest(stream="s-1", limit=-1), "limit"),
+        (client.events.ReadStream, pb.ReadStreamRequest(stream="s-1", direction=7), "direction"),
+        (client.events.ReadStream, pb.ReadStreamRequest(stream="s-1", from_version=-3), "from_version"),
+        (client.events.ReadStream, pb.ReadStreamRequest(stream="s\x00"), "stream"),
+        (client.events.ReadAll, pb.ReadAllRequest(after=-1), "after"),
+        (client.events.ReadAll, pb.ReadAllRequest(filter=pb.EventFilter(source="a\x00b")), "source"),
+        (client.events.GetEvent, pb.GetEventRequest(), "id"),
+        (client.snapshots.SaveSnapshot, pb.SaveSnapshotRequest(stream="s-1", version=0), "state_json"),
+        (
+            client.snapshots.SaveSnapshot,
+            pb.SaveSnapshotRequest(stream="s-1", version=0, state_json="{"),
+            "state_json",
+        ),
+        (
+            client.snapshots.SaveSnapshot,
+            pb.SaveSnapshotRequest(stream="s-1", version=0, state_json="NaN"),
+            "state_json",
+        ),
+        (
+            client.snapshots.SaveSnapshot,
+            pb.SaveSnapshotRequest(stream="s-1", version=-1, state_json="{}"),
+            "version",
+        ),
+    ]
+    for call, request, where in cases:
+        result = failure(call, request)
+        assert result.code == INVALID, (request, result.code, result.message)
+        named = (result.body.get("field"), result.body.get("attribute"), result.body.get("parameter"))
+        assert where in named or where in result.message, (request, result.body)
+
+
+def test_data_that_cannot_be_stored(client):
+    bad_json = cloudevent("d-1")
+    bad_json.text_data = '{"a": NaN}'
+    as_proto = cloudevent("d-2")
+    as_proto.proto_data.type_url = "type.googleapis.com/google.protobuf.Empty"
+    not_utf8 = cloudevent("d-3", datacontenttype="text/plain")
+    not_utf8.binary_data = b"\xff\xfe"
+    too_deep = cloudevent("d-4")
+    too_deep.text_data = "[" * 200 + "]" * 200
+    huge_int = cloudevent("d-5")
+    huge_int.text_data = '{"n": 123456789012345678901234567890}'
+    for event in (bad_json, as_proto, not_utf8, too_deep, huge_int):
+        result = failure(client.events.Publish, pb.PublishRequest(event=event))
+        assert result.code == INVALID and result.body["error"] == "invalid_event", result.body
+        assert result.body["attribute"] == "/data"
+    data_attribute = failure(
+        client.events.Publish, pb.PublishRequest(event=_with_attribute(cloudevent("d-6"), "data", "x"))
+    )
+    assert data_attribute.code == INVALID and data_attribute.body["attribute"] == "/data"
+
+
+def test_oversize_messages_are_refused_and_the_server_keeps_serving(client, settings):
+    big = cloudevent("huge")
+    big.text_data = '"' + "x" * (settings.GRPC_MAX_MESSAGE_BYTES + 10) + '"'
+    result = failure(client.events.Publish, pb.PublishRequest(event=big))
+    assert result.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+    ok = client.events.Publish(pb.PublishRequest(event=cloudevent("after-huge")))
+    assert ok.events[0].id == "after-huge"
+
+
+def test_batch_limit(client, settings):
+    events = [cloudevent(f"b-{i}") for i in range(settings.MAX_BATCH_EVENTS + 1)]
+    result = failure(client.events.PublishBatch, pb.PublishBatchRequest(events=events))
+    assert result.code == INVALID and result.body["limit"] == settings.MAX_BATCH_EVENTS
+
+
+def test_tokens_and_scopes(channel, make_token):
+    request = pb.PublishRequest(event=cloudevent("auth-1"))
+    stub = events_pb2_grpc.EventStoreStub(channel)
+    for metadata, message in [
+        ([], "token is required"),
+        ([("authorization", "Bearer flq_not-a-token")], "unknown or revoked"),
+        ([("authorization", "Basic dXNlcjpwYXNz")], "Bearer"),
+        ([("authorization", "Bearer ")], "Bearer"),
+    ]:
+        result = failure(stub.Publish, request, metadata=metadata, timeout=30)
+        assert result.code == grpc.StatusCode.UNAUTHENTICATED and message in result.message, result.message
+        assert result.body["error"] == "unauthenticated"
+    reader = Client(channel, make_token(["events:read"]))
+    denied = failure(reader.events.Publish, request)
+    assert denied.code == grpc.StatusCode.PERMISSION_DENIED and denied.body["scope"] == "events:write"
+    writer = Client(channel, make_token(["events:write"]))
+    assert (
+        failure(writer.events.GetStream, pb.GetStreamRequest(stream="x")).code
+        == grpc.StatusCode.PERMISSION_DENIED
+    )
+    assert writer.events.Publish(request).events[0].id == "auth-1"
+
+
+def test_auth_off_allows_everything(grpc_server_factory, transactional_db):
+    server = grpc_server_factory(AUTH_REQUIRED="false")
+    with grpc.insecure_channel(server.target) as channel:
+        anonymous = Client(channel, None)
+        assert (
+            anonymous.events.Publish(pb.PublishRequest(event=cloudevent("open-1"))).events[0].id == "open-1"
+        )
+        assert anonymous.events.DeleteStream(pb.DeleteStreamRequest(stream="task")).deleted
