@@ -55,6 +55,12 @@ def server_pid(port: int) -> int | None:
     return None
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time the process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -210,14 +216,18 @@ class Result:
     resyncs: int
     closed_sinks: int
     rss: tuple[float, float, float] | None = None  # start, end, max (MB)
+    server_cpu: float | None = None  # CPU seconds the server used during the round
+    seconds: float = 0.0
 
     def cells(self) -> list[str]:
         p50 = common.percentile(self.latencies, 50) * 1000
         p99 = common.percentile(self.latencies, 99) * 1000
         top = max(self.latencies, default=0) * 1000
         rss = f"{self.rss[0]:.0f} -> {self.rss[1]:.0f} (max {self.rss[2]:.0f})" if self.rss else ""
+        delivered = self.delivered_rate * self.seconds
+        cpu = f"{self.server_cpu * 1e6 / delivered:.0f}" if self.server_cpu and delivered else ""
         return [self.name, str(self.clients), f"{self.appended_rate:,.0f}", f"{self.delivered_rate:,.0f}",
-                f"{p50:.2f}", f"{p99:.2f}", f"{top:.2f}", str(self.resyncs + self.closed_sinks), rss]  # fmt: skip
+                f"{p50:.2f}", f"{p99:.2f}", f"{top:.2f}", str(self.resyncs + self.closed_sinks), cpu, rss]  # fmt: skip
 
 
 async def feed_round(base: str, pid: int | None, clients: int, probes: int, args) -> Result:
@@ -233,12 +243,14 @@ async def feed_round(base: str, pid: int | None, clients: int, probes: int, args
     await asyncio.wait_for(asyncio.gather(*(r.wait() for r in readies)), 60)
 
     sampler = MemorySampler(pid) if pid else contextlib.nullcontext()
+    cpu_before = cpu_seconds(pid) if pid else None
     with sampler:
         commits, elapsed = await asyncio.to_thread(append_paced, args.rate, args.seconds, args.threads)
         last = max(commits)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and not all(last in s.arrivals for s in states):
             await asyncio.sleep(0.05)
+    server_cpu = cpu_seconds(pid) - cpu_before if pid else None
     stop.set()
     for task in tasks:
         task.cancel()
@@ -266,6 +278,8 @@ async def feed_round(base: str, pid: int | None, clients: int, probes: int, args
         resyncs=sum(s.resyncs for s in states),
         closed_sinks=closed,
         rss=rss,
+        server_cpu=server_cpu,
+        seconds=elapsed,
     )
 
 
@@ -314,13 +328,13 @@ async def notify_round(url: str, rate: float | None, seconds: float) -> Result:
     await listener.close()
     latencies = [received - sent for sent, received in arrivals]
     name = f"LISTEN/NOTIFY at {rate:,.0f}/s" if rate else "LISTEN/NOTIFY ceiling (1 sender)"
-    return Result(name, 1, count / elapsed, len(arrivals) / elapsed, latencies, 0, 0)
+    return Result(name, 1, count / elapsed, len(arrivals) / elapsed, latencies, 0, 0, seconds=elapsed)
 
 
 # --- main ----------------------------------------------------------------------------------------
 
 HEADER = ["work", "clients", "appended/s", "delivered msg/s", "p50 ms", "p99 ms", "max ms", "resyncs",
-          "server RSS MB"]  # fmt: skip
+          "server CPU us/msg", "server RSS MB"]  # fmt: skip
 
 
 def table(results: list[Result]) -> str:
@@ -345,7 +359,8 @@ async def run(args, url: str) -> None:
         await notify_round(url, None, 3),
     ]
     environ = {"DATABASE_URL": url, "AUTH_REQUIRED": "false"}
-    with common.serve_asgi(environ) as base:
+    # The raw sink clients discard what arrives, pings included: no keep-alive pings in the run.
+    with common.serve_asgi(environ, extra_args=["--ws-ping-interval", "0"]) as base:
         pid = server_pid(urlsplit(base).port)
         for clients in counts:
             print(f"... {clients} client(s) for {args.seconds:g} s at {args.rate:g} events/s", flush=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass, field, fields
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -20,11 +20,16 @@ from events import horizon as horizon_
 from flunq_events.errors import Conflict, NotFound, StreamDeleted
 from streams.models import Stream
 
+# Timestamps travel as integer microseconds since the epoch: Django's timestamptz loader parses
+# text in Python (~70 us a value), which made it most of the cost of reading a page of events.
+_MICROS = "(extract(epoch FROM {0}) * 1000000)::bigint"
 COLUMNS = (
-    '"position", stream, "version", id, source, specversion, "type", subject, "time", '
-    "datacontenttype, dataschema, data::text, data_base64, tenantid, workflowid, executionid, "
-    "taskid, correlationid, causationid, extensions::text, recordedtime"
+    '"position", stream, "version", id, source, specversion, "type", subject, '
+    + _MICROS.format('"time"')
+    + ", datacontenttype, dataschema, data::text, data_base64, tenantid, workflowid, executionid, "
+    "taskid, correlationid, causationid, extensions::text, " + _MICROS.format("recordedtime")
 )
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _FLUNQ = ("tenantid", "workflowid", "executionid", "taskid", "correlationid", "causationid")
 
 
@@ -36,7 +41,7 @@ def to_cloudevent(row: tuple) -> dict[str, Any]:
     if subject is not None:
         event["subject"] = subject
     if time is not None:
-        event["time"] = time
+        event["time"] = _EPOCH + timedelta(microseconds=time)
     if datacontenttype is not None:
         event["datacontenttype"] = datacontenttype
     if dataschema is not None:
@@ -49,7 +54,7 @@ def to_cloudevent(row: tuple) -> dict[str, Any]:
     event["stream"] = stream
     event["version"] = version
     event["position"] = position
-    event["recordedtime"] = recordedtime
+    event["recordedtime"] = _EPOCH + timedelta(microseconds=recordedtime)
     if data_base64 is not None:
         event["data_base64"] = base64.b64encode(bytes(data_base64)).decode("ascii")
     elif data is not None:

@@ -100,8 +100,10 @@ class EventsConsumer(AsyncWebsocketConsumer):
                 await self.close(code=CLOSE_INTERNAL, reason="internal error")
 
     async def _send_item(self, item: Item) -> None:
-        if item.kind == "event":
-            await self.send(text_data=item.event.text)
+        if item.kind == "events":
+            # Straight to the server (Channels' send only wraps this): one call per event.
+            for live in item.events:
+                await self.base_send({"type": "websocket.send", "text": live.text})
         elif item.kind == "subscribed":
             await self.send_json(item.control(filter=self.feed.description))
         else:

@@ -37,15 +37,22 @@ from live.tailer import LiveEvent, LogTailer, Mailbox, get_tailer, render
 
 @dataclass(frozen=True, slots=True)
 class Item:
-    """Something to send: an event, or a control message (``subscribed``, ``caught_up``,
-    ``heartbeat``, ``resync``) carrying the feed's position."""
+    """Something to send: ``events`` (in position order, ``position`` the last one's), or a
+    control message (``subscribed``, ``caught_up``, ``heartbeat``, ``resync``) carrying the
+    feed's position."""
 
     kind: str
     position: int
-    event: LiveEvent | None = None
+    events: list[LiveEvent] | None = None
 
     def control(self, **extra) -> dict:
         return {"type": self.kind, "position": self.position, **extra}
+
+
+def _matches_everything(filter_: EventFilter) -> bool:
+    return (not filter_.types or "*" in filter_.types) and all(
+        getattr(filter_, name) is None for name in (*EventFilter.EQUALITY, "category", "since", "until")
+    )
 
 
 class Feed:
@@ -102,9 +109,11 @@ class Feed:
         """Matching events after the cursor from the log, up to ``upper`` or the horizon."""
         while True:
             page = await db.run(selectors.read_all, self.cursor, self.page_size, self.filter, horizon=upper)
-            for event in page.events:
-                self.cursor = event["position"]
-                yield Item("event", self.cursor, LiveEvent(self.cursor, event, render(event)))
+            if page.events:
+                self.cursor = page.events[-1]["position"]
+                yield Item(
+                    "events", self.cursor, [LiveEvent(e["position"], e, render(e)) for e in page.events]
+                )
                 if self._restart or self._overflowed:
                     return
             self.cursor = max(self.cursor, page.next_after)
@@ -114,6 +123,12 @@ class Feed:
     @property
     def _overflowed(self) -> bool:
         return self._mailbox is not None and self._mailbox.overflowed
+
+    def _select(self, events: tuple[LiveEvent, ...], after: int) -> list[LiveEvent]:
+        if _matches_everything(self.filter):
+            return [live for live in events if live.position > after]
+        matches = self.filter.matches
+        return [live for live in events if live.position > after and matches(live.event)]
 
     async def _run(self, tailer: LogTailer) -> AsyncIterator[Item]:
         async for item in self._read(None):
@@ -153,17 +168,22 @@ class Feed:
                     if mailbox.overflowed:
                         yield Item("resync", self.cursor)
                         return
-                for live in batch.events:
-                    if live.position <= self.cursor or not self.filter.matches(live.event):
-                        continue
-                    self.cursor = live.position
-                    yield Item("event", live.position, live)
+                # A client that fell a little behind gets what is queued in one item (fewer
+                # wake-ups and writes), up to a page; batches are contiguous, so this keeps order.
+                hi, chosen = batch.hi, self._select(batch.events, self.cursor)
+                while mailbox.batches and mailbox.batches[0].lo <= hi and len(chosen) < self.page_size:
+                    following = mailbox.take()
+                    chosen += self._select(following.events, hi)
+                    hi = max(hi, following.hi)
+                if chosen:
+                    self.cursor = chosen[-1].position
+                    yield Item("events", self.cursor, chosen)
                     if self._restart:
                         return
                     if mailbox.overflowed:
                         yield Item("resync", self.cursor)
                         return
-                self.cursor = batch.hi
+                self.cursor = hi
         finally:
             tailer.unsubscribe(mailbox)
             self._mailbox = None

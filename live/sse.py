@@ -72,8 +72,8 @@ async def event_stream(request: HttpRequest) -> HttpResponse:
 async def _frames(feed: Feed) -> AsyncIterator[bytes]:
     yield f"retry: {RETRY_MS}\n\n".encode()
     async for item in feed.items():
-        if item.kind == "event":
-            yield b"id: %d\ndata: %s\n\n" % (item.position, item.event.text.encode())
+        if item.kind == "events":
+            yield b"".join(b"id: %d\ndata: %s\n\n" % (e.position, e.text.encode()) for e in item.events)
             continue
         message = item.control(filter=feed.description) if item.kind == "subscribed" else item.control()
         yield b"id: %d\nevent: %s\ndata: %s\n\n" % (item.position, item.kind.encode(), orjson.dumps(message))

@@ -36,7 +36,7 @@ import functools
 import json
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
@@ -349,7 +349,7 @@ def _dependencies(s: dict) -> tuple[dict, dict]:
 class _Facts:
     """What every instance accepted by a writer conjunction is known to satisfy."""
 
-    def __init__(self, nodes: Iterable[_Node]):
+    def __init__(self, nodes: Sequence[_Node]):
         self.types = _ALL_TYPES
         self.values: list | None = None  # finite set of possible values, when known
         self.lo = self.hi = None
@@ -409,6 +409,21 @@ class _Facts:
                 self.lo = (math.floor(self.lo[0]) + 1 if self.lo[1] else math.ceil(self.lo[0]), False, "")
             if self.hi is not None and math.isfinite(self.hi[0]):
                 self.hi = (math.ceil(self.hi[0]) - 1 if self.hi[1] else math.floor(self.hi[0]), False, "")
+        # A type whose constraints contradict each other has no instances: drop it.
+        nodes = [n for n in nodes if isinstance(n.schema, dict)]
+        if self.mins["minLength"] > self.maxs["maxLength"]:
+            self.types -= {"string"}
+        if self.mins["minItems"] > self.maxs["maxItems"]:
+            self.types -= {"array"}
+        if self.mins["minProperties"] > self.maxs["maxProperties"] or any(
+            _Checker.for_name(_W(tuple(nodes)), name) is None for name in self.required
+        ):
+            self.types -= {"object"}
+        lo, hi = self.lo, self.hi
+        if lo is not None and hi is not None and (lo[0] > hi[0] or (lo[0] == hi[0] and (lo[1] or hi[1]))):
+            self.types -= {"number", "integer"}
+        if self.values is not None:
+            self.values = [v for v in self.values if _accepts(self.types, _jtype(v))]
         self.empty = not self.types
 
 

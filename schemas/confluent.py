@@ -38,7 +38,7 @@ from flunq_events import api, params
 from flunq_events.errors import InvalidRequest, ServiceError
 from flunq_events.jsonutil import JSONError, loads_strict
 from schemas import services
-from schemas.errors import InvalidCompatibility, InvalidSchema
+from schemas.errors import InvalidCompatibility, InvalidSchema, OperationNotPermitted
 from schemas.models import SchemaVersion
 
 MEDIA_TYPE = "application/vnd.schemaregistry.v1+json"
@@ -126,6 +126,9 @@ def _schema_of(request) -> dict:
     if not isinstance(schema_type, str) or schema_type.upper() != SCHEMA_TYPE:
         raise InvalidSchema(f"schemaType {str(schema_type)[:40]!r} is not supported; this registry holds JSON "
                             "schemas only")  # fmt: skip
+    if body.get("id") is not None or body.get("version") is not None:
+        raise OperationNotPermitted("id and version can be chosen only in IMPORT mode, which this registry "
+                                    "does not offer")  # fmt: skip
     if body.get("references"):
         raise InvalidSchema("schema references are not supported; use local $defs")
     for name in ("metadata", "ruleSet"):

@@ -76,3 +76,9 @@ class InvalidSubject(ServiceError):
     code = "invalid_subject"
     http_status = 422
     registry_code = 42208
+
+
+class OperationNotPermitted(ServiceError):
+    code = "operation_not_permitted"
+    http_status = 422
+    registry_code = 42205

@@ -3,10 +3,12 @@
 A step:
 
 1. enqueues new events for active subscriptions and running replay jobs (``queue.enqueue``);
-2. leases due streams of webhook subscriptions (``SKIP LOCKED``: other worker instances take other
-   streams), reads the first few pending events of each, and POSTs them — streams in parallel on a
-   thread pool, the events of one stream one after the other, stopping at the first failure;
-3. records the outcomes in one transaction: delivered events leave the queue; a failed head
+2. records the streams whose POSTs have finished, then leases more due streams of webhook
+   subscriptions (``SKIP LOCKED``: other worker instances take other streams), reads the first few
+   pending events of each and hands them to a thread pool — streams in parallel, the events of one
+   stream one after the other, stopping at the first failure. Steps do not wait for the pool, so a
+   slow receiver holds up only its own stream;
+3. records outcomes in one transaction: delivered events leave the queue; a failed head
    counts an attempt and makes its stream wait out the backoff (or ``Retry-After``), and after
    ``max_attempts`` moves to the dead letter queue so the stream goes on; a 410 disables the
    subscription, and so does failing without a single success for ``WEBHOOK_DISABLE_AFTER_SECONDS``;
@@ -26,7 +28,7 @@ import socket
 import time
 import uuid
 from collections import defaultdict
-from concurrent.futures import ThreadPoolExecutor
+from concurrent import futures
 from typing import Any
 
 import httpx
@@ -56,11 +58,13 @@ class Deliverer:
         self.owner = owner or f"deliver-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self.concurrency = concurrency or settings.DELIVER_CONCURRENCY
         self.events_per_stream = events_per_stream
-        self.pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="webhook")
+        self.pool = futures.ThreadPoolExecutor(self.concurrency, thread_name_prefix="webhook")
+        self.inflight: dict[futures.Future, tuple[queue.StreamLease, Subscription]] = {}
         self.clients: dict[tuple[Any, str], httpx.Client] = {}
         self.next_compaction = time.monotonic() + COMPACT_EVERY
 
     def close(self) -> None:
+        self.drain()
         self.pool.shutdown(wait=True)
         for client in self.clients.values():
             client.close()
@@ -73,7 +77,7 @@ class Deliverer:
         if time.monotonic() >= self.next_compaction:
             queue.compact()
             self.next_compaction = time.monotonic() + COMPACT_EVERY
-        return bool(added or sent)
+        return bool(added or sent or self.inflight)
 
     # --- webhooks ----------------------------------------------------------------------------------
 
@@ -87,11 +91,30 @@ class Deliverer:
             client = self.clients[key] = webhooks.new_client()
         return client
 
-    def deliver(self) -> int:
-        """Lease due streams, POST their head events, record the outcomes; returns attempts made."""
+    def deliver(self, wait: float = 0.05) -> int:
+        """Record finished streams, lease and start more; returns attempts recorded plus started.
+
+        Streams are POSTed on the pool while later steps go on: one slow receiver (up to the
+        timeout per request) holds only its own pool thread, never the other streams. Up to twice
+        ``concurrency`` streams are in flight, so a thread that frees up finds work queued.
+        """
+        finished = [future for future in self.inflight if future.done()]
+        recorded = self._record_finished(finished)
+        capacity = self.concurrency * 2 - len(self.inflight)
+        started = self._start(capacity) if capacity > 0 else 0
+        if not recorded and not started and self.inflight:
+            # Nothing changed: block briefly on the pool instead of spinning on the database.
+            futures.wait(list(self.inflight), timeout=wait, return_when=futures.FIRST_COMPLETED)
+        return recorded + started
+
+    def drain(self) -> None:
+        """Wait for every stream in flight and record it (its lease is released)."""
+        self._record_finished(list(self.inflight))
+
+    def _start(self, capacity: int) -> int:
         lease_seconds = settings.WEBHOOK_TIMEOUT_SECONDS * self.events_per_stream + 30
         leases = queue.lease_streams(
-            self.owner, kind=Subscription.WEBHOOK, limit=self.concurrency * 4, lease_seconds=lease_seconds
+            self.owner, kind=Subscription.WEBHOOK, limit=capacity, lease_seconds=lease_seconds
         )
         if not leases:
             return 0
@@ -104,15 +127,24 @@ class Deliverer:
         by_stream: dict[tuple[Any, str], list[queue.Head]] = defaultdict(list)
         for head in heads:
             by_stream[(head.subscription_id, head.stream)].append(head)
-        futures = {
-            key: self.pool.submit(
-                self._post_stream, subscriptions[key[0]], self._client(subscriptions[key[0]]), items
-            )
-            for key, items in by_stream.items()
-        }
-        results = {key: future.result() for key, future in futures.items()}
+        for lease in leases:
+            subscription = subscriptions[lease.subscription_id]
+            items = by_stream.get((lease.subscription_id, lease.stream), [])
+            future = self.pool.submit(self._post_stream, subscription, self._client(subscription), items)
+            self.inflight[future] = (lease, subscription)
+        return len(leases)
+
+    def _record_finished(self, finished: list[futures.Future]) -> int:
+        if not finished:
+            return 0
+        leases, results, subscriptions = [], {}, {}
+        for future in finished:
+            lease, subscription = self.inflight.pop(future)
+            leases.append(lease)
+            results[(lease.subscription_id, lease.stream)] = future.result()
+            subscriptions[subscription.id] = subscription
         self._record(leases, results, subscriptions)
-        return sum(len(outcomes) for outcomes in results.values())
+        return sum(len(outcomes) for outcomes in results.values()) or len(finished)
 
     @staticmethod
     def _post_stream(

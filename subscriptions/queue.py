@@ -115,35 +115,49 @@ def enqueue(
     return added
 
 
+class _Canceled(Exception):
+    """A replay job was canceled while its page was being enqueued: roll the page back."""
+
+
 def _enqueue_replays(*, subscription_id, horizon: int, limit: int, page: int) -> int:
+    """One page for each running replay job (one transaction per job).
+
+    A job is claimed with a transaction-level advisory lock rather than a lock on its row, so the
+    row is locked only by the final update, after the stream rows: the same order in which
+    settling deliveries lock them (streams, then job counters), which rules out deadlocks.
+    """
+    jobs = ReplayJob.objects.select_related("subscription").filter(
+        state=ReplayJob.RUNNING, cursor__lt=F("end_position")
+    )
+    if subscription_id is not None:
+        jobs = jobs.filter(subscription_id=subscription_id)
     added = 0
-    with transaction.atomic():
-        jobs = (
-            ReplayJob.objects.select_for_update(skip_locked=True, of=("self",))
-            .select_related("subscription")
-            .filter(state=ReplayJob.RUNNING, cursor__lt=F("end_position"))
-        )
-        if subscription_id is not None:
-            jobs = jobs.filter(subscription_id=subscription_id)
-        with connection.cursor() as cursor:
-            for job in jobs.order_by("id")[:limit]:
+    for job in jobs.order_by("id")[:limit]:
+        upper = min(job.end_position, horizon)
+        if upper <= job.cursor:
+            continue
+        try:
+            with transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute("SELECT pg_try_advisory_xact_lock(4243, %s)", [job.id % 2**31])
+                if not cursor.fetchone()[0]:
+                    continue  # another worker is on this job
+                job.refresh_from_db(fields=["cursor", "state"])
+                if job.state != ReplayJob.RUNNING or upper <= job.cursor:
+                    continue
                 where, params = subscription_filter(job.subscription).sql()
                 more_where, more_params = EventFilter(types=list(job.types), stream=job.stream).sql()
-                upper = min(job.end_position, horizon)
-                if upper <= job.cursor:
-                    continue
                 new, count = _enqueue_slice(
-                    cursor,
-                    job.subscription_id,
-                    job.id,
-                    job.cursor,
-                    upper,
-                    where + more_where,
-                    params + more_params,
-                    page,
+                    cursor, job.subscription_id, job.id, job.cursor, upper, where + more_where,
+                    params + more_params, page,
+                )  # fmt: skip
+                updated = ReplayJob.objects.filter(id=job.id, state=ReplayJob.RUNNING).update(
+                    cursor=new, enqueued=F("enqueued") + count
                 )
+                if not updated:
+                    raise _Canceled
                 added += count
-                ReplayJob.objects.filter(id=job.id).update(cursor=new, enqueued=F("enqueued") + count)
+        except _Canceled:
+            continue
     return added
 
 
@@ -371,7 +385,7 @@ def compact(idle_seconds: float = 60.0, limit: int = 10_000) -> int:
     that enqueues for a compacted stream simply creates its row again.
     """
     removed = 0
-    busy = (
+    candidates = (
         Subscription.objects.filter(streams__pending=0, streams__lease_owner__isnull=True)
         .values_list("id", flat=True)
         .distinct()

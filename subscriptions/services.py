@@ -321,11 +321,17 @@ def cancel_replay(job: ReplayJob) -> ReplayJob:
     from subscriptions import queue
 
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("SELECT state FROM flunq_replay_jobs WHERE id = %s FOR UPDATE", [job.id])
-        if cursor.fetchone()[0] != ReplayJob.RUNNING:
-            raise Conflict(f"replay job {job.id} is {job.state}, not running", state=job.state)
+        # Streams first, then the job row: the order every other writer uses.
         cursor.execute("SELECT DISTINCT stream FROM flunq_deliveries WHERE replay_job_id = %s", [job.id])
         queue.lock_streams_by_name(cursor, job.subscription_id, [row[0] for row in cursor.fetchall()])
+        cursor.execute(
+            "UPDATE flunq_replay_jobs SET state = 'canceled', finished_at = now() "
+            "WHERE id = %s AND state = 'running'",
+            [job.id],
+        )
+        if cursor.rowcount == 0:
+            job.refresh_from_db()
+            raise Conflict(f"replay job {job.id} is {job.state}, not running", state=job.state)
         cursor.execute(
             """
             WITH gone AS (DELETE FROM flunq_deliveries WHERE replay_job_id = %s RETURNING subscription_id, stream)
@@ -334,9 +340,6 @@ def cancel_replay(job: ReplayJob) -> ReplayJob:
              WHERE ss.subscription_id = c.subscription_id AND ss.stream = c.stream
             """,
             [job.id],
-        )
-        cursor.execute(
-            "UPDATE flunq_replay_jobs SET state = 'canceled', finished_at = now() WHERE id = %s", [job.id]
         )
     job.refresh_from_db()
     return job

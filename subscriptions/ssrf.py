@@ -8,8 +8,9 @@ Rules, checked when a subscription is created or changed and again before every 
   link-local (which includes the cloud metadata address 169.254.169.254), unspecified and reserved
   addresses are refused — whatever spelling the URL used (``0x7f000001``, ``[::ffff:127.0.0.1]``);
 - unless ``WEBHOOK_ALLOWED_HOSTS`` names the URL's host or a network holding every address;
-- the caller connects to the address checked here (``Target.address``), never resolving the name
-  again, so a DNS answer that changes between check and connect (rebinding) is not followed.
+- the caller connects to the addresses checked here (``Target.addresses``, in resolver order),
+  never resolving the name again, so a DNS answer that changes between check and connect
+  (rebinding) is not followed.
 """
 
 from __future__ import annotations
@@ -39,13 +40,16 @@ class Target:
     scheme: str
     host: str
     port: int
-    address: str
+    addresses: tuple[str, ...]
     path: str
 
     @property
-    def connect_url(self) -> str:
-        """The URL with the checked address in place of the host name (for the HTTP client)."""
-        host = f"[{self.address}]" if ":" in self.address else self.address
+    def address(self) -> str:
+        return self.addresses[0]
+
+    def connect_url(self, address: str) -> str:
+        """The URL with a checked address in place of the host name (for the HTTP client)."""
+        host = f"[{address}]" if ":" in address else address
         return f"{self.scheme}://{host}:{self.port}{self.path}"
 
     @property
@@ -138,4 +142,6 @@ def check_url(url: object, field: str = "url") -> Target:
     path = parts.path or "/"
     if parts.query:
         path += "?" + parts.query
-    return Target(url=url, scheme=parts.scheme, host=host, port=port, address=str(addresses[0]), path=path)
+    return Target(
+        url=url, scheme=parts.scheme, host=host, port=port, addresses=tuple(map(str, addresses)), path=path
+    )

@@ -100,19 +100,27 @@ def send(client: httpx.Client, url: str, secret: str, message_id: str, body: byt
         "host": target.host_header,
         **signed_headers(secret, message_id, text),
     }
-    try:
-        response = client.post(
-            target.connect_url,
-            content=body,
-            headers=headers,
-            extensions={"sni_hostname": target.host},
-        )
-    except httpx.TimeoutException as exc:
-        return Outcome(
-            "retry", error=f"timeout after {settings.WEBHOOK_TIMEOUT_SECONDS}s: {type(exc).__name__}"
-        )
-    except httpx.HTTPError as exc:
-        return Outcome("retry", error=f"{type(exc).__name__}: {exc}"[:500])
+    response = None
+    for address in target.addresses:
+        try:
+            response = client.post(
+                target.connect_url(address),
+                content=body,
+                headers=headers,
+                extensions={"sni_hostname": target.host},
+            )
+            break
+        except httpx.ConnectError as exc:
+            # The next checked address of the same host may answer (IPv6 first, IPv4 listening).
+            error = Outcome("retry", error=f"cannot connect to {address}: {exc}"[:500])
+        except httpx.TimeoutException as exc:
+            return Outcome(
+                "retry", error=f"timeout after {settings.WEBHOOK_TIMEOUT_SECONDS}s: {type(exc).__name__}"
+            )
+        except httpx.HTTPError as exc:
+            return Outcome("retry", error=f"{type(exc).__name__}: {exc}"[:500])
+    if response is None:
+        return error
     status = response.status_code
     if 200 <= status < 300:
         return Outcome("ok", status=status)

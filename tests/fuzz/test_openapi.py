@@ -3,7 +3,7 @@ responses matching their schemas.
 
 ``OPERATIONS`` limits the run to the log's own endpoints; set ``FUZZ_ALL_OPERATIONS=1`` to fuzz
 every operation of the schema (or widen the pattern once an area's endpoints are stable).
-Examples per operation are bounded (``FUZZ_MAX_EXAMPLES``, default 25) so the run stays short.
+Examples per operation are bounded (``FUZZ_MAX_EXAMPLES``, default 20) so the run stays short.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from flunq_events.devservers import free_port
 from tests.conftest import LiveServer, database_url_of_test_db
 
 OPERATIONS = r"^/api/v1/(events|streams)(/\{[a-z_]+\})?(/events)?$"
-MAX_EXAMPLES = int(os.environ.get("FUZZ_MAX_EXAMPLES", "25"))
+MAX_EXAMPLES = int(os.environ.get("FUZZ_MAX_EXAMPLES", "20"))
 CHECKS = [not_a_server_error, status_code_conformance, response_schema_conformance]
 
 

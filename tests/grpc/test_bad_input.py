@@ -7,7 +7,7 @@ import pytest
 
 from grpc_api.generated.flunq.events.v1 import events_pb2 as pb
 from grpc_api.generated.flunq.events.v1 import events_pb2_grpc
-from tests.grpc.conftest import Client
+from tests.grpc.conftest import Client, GrpcProcess
 from tests.grpc.helpers import cloudevent, failure
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -165,11 +165,15 @@ def test_tokens_and_scopes(channel, make_token):
     assert writer.events.Publish(request).events[0].id == "auth-1"
 
 
-def test_auth_off_allows_everything(grpc_server_factory, transactional_db):
-    server = grpc_server_factory(AUTH_REQUIRED="false")
-    with grpc.insecure_channel(server.target) as channel:
-        anonymous = Client(channel, None)
-        assert (
-            anonymous.events.Publish(pb.PublishRequest(event=cloudevent("open-1"))).events[0].id == "open-1"
-        )
-        assert anonymous.events.DeleteStream(pb.DeleteStreamRequest(stream="task")).deleted
+def test_auth_off_allows_everything_and_sigterm_stops_cleanly(transactional_db):
+    server = GrpcProcess({"AUTH_REQUIRED": "false"})
+    try:
+        with grpc.insecure_channel(server.target) as channel:
+            anonymous = Client(channel, None)
+            assert (
+                anonymous.events.Publish(pb.PublishRequest(event=cloudevent("open-1"))).events[0].id
+                == "open-1"
+            )
+            assert anonymous.events.DeleteStream(pb.DeleteStreamRequest(stream="task")).deleted
+    finally:
+        assert server.stop() == 0, server.output()

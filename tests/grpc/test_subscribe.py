@@ -190,7 +190,7 @@ def test_a_client_that_stops_reading_is_told_where_to_resume(
         call = client.events.Subscribe(pb.SubscribeRequest(after=0), timeout=120)
         # What is tested is a client that takes nothing for longer than the send timeout; no
         # condition can stand in for the passing of that time.
-        time.sleep(5)
+        time.sleep(4)
         received = []
         with pytest.raises(grpc.RpcError) as error:
             for message in call:

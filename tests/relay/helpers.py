@@ -83,6 +83,48 @@ class Background:
             raise self.error
 
 
+class ContinuousLoad:
+    """Writers appending until ``stop()``: faults are injected while they are busy."""
+
+    def __init__(self, *, writers: int = 2, batch: int = 20, streams: int = 40) -> None:
+        self.stopping = threading.Event()
+        self.errors: list[BaseException] = []
+        self.threads = [
+            threading.Thread(target=self._write, args=(n, batch, streams)) for n in range(writers)
+        ]
+        for thread in self.threads:
+            thread.start()
+
+    def _write(self, number: int, batch: int, streams: int) -> None:
+        try:
+            done = 0
+            while not self.stopping.is_set():
+                services.append([event((number * 7 + done + i) % streams) for i in range(batch)])
+                done += batch
+                # About 1000 events/s per writer at most: a steady load, not a flood that makes
+                # the test slow on a small machine.
+                self.stopping.wait(batch / 1000)
+        except BaseException as exc:
+            self.errors.append(exc)
+        finally:
+            connections.close_all()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        for thread in self.threads:
+            thread.join()
+        if self.errors:
+            raise self.errors[0]
+
+    def __enter__(self) -> ContinuousLoad:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stopping.set()
+        for thread in self.threads:
+            thread.join()
+
+
 def logged_events() -> list[tuple[int, str, str, int]]:
     """(position, id, stream, version) of every event in the log."""
     with connection.cursor() as cursor:

@@ -197,6 +197,8 @@ def test_auth(client, reader, make_token, registry):
          422, 42201),
         ("post", "/subjects/s/versions", schema_body(V1, metadata={"properties": {"a": "b"}}), 422, 42201),
         ("post", "/subjects/s/versions", schema_body(V1, surprise=1), 400, 400),
+        ("post", "/subjects/s/versions", schema_body(V1, id=5), 422, 42205),
+        ("post", "/subjects/s/versions", schema_body(V1, version=2), 422, 42205),
         ("post", "/subjects/s/versions", [1], 400, 400),
         ("post", "/subjects/s/versions", b"{broken", 400, 400),
         ("post", "/subjects/%20s/versions", schema_body(V1), 422, 42208),
@@ -234,3 +236,15 @@ def test_bad_input(registry, method, path, body, status, code):
     got_status, got = registry.call(method, path, body)
     assert (got_status, got["error_code"]) == (status, code), got
     assert got["message"]
+
+
+def test_deep_and_huge_schema_strings_are_refused(registry, settings):
+    deep = "[" * 5000 + "]" * 5000
+    status, body = registry.call("post", "/subjects/s/versions", {"schema": deep, "schemaType": "JSON"})
+    assert (status, body["error_code"]) == (422, 42201) and "deeper" in body["message"]
+    settings.SCHEMA_MAX_BYTES = 1000
+    huge = json.dumps({"properties": {f"p{i}": {"type": "string"} for i in range(100)}})
+    status, body = registry.call("post", "/subjects/s/versions", {"schema": huge, "schemaType": "JSON"})
+    assert (status, body["error_code"]) == (422, 42201) and "at most 1000" in body["message"]
+    status, body = registry.call("post", "/subjects/s/versions", {"schema": huge * 5, "schemaType": "JSON"})
+    assert (status, body["error_code"]) == (422, 42201)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from schemas.validation import compile_schema
 
@@ -57,3 +59,22 @@ def test_a_pattern_only_python_accepts_is_validated_by_jsonschema_alone():
     assert compiled.fast is None
     assert compiled.errors("aa") == []
     assert [error.validator for error in compiled.errors("ab")] == ["pattern"]
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=12) | st.sampled_from(["a-1", "x", "A-1", "b"]),
+    lambda children: st.lists(children, max_size=4)
+    | st.dictionaries(st.sampled_from(["id", "n", "tags", "when", "kind", "ref", "extra"]), children, max_size=5),
+    max_leaves=12,
+)  # fmt: skip
+
+
+@settings(max_examples=200, deadline=None)
+@given(_json)
+def test_engines_agree_on_arbitrary_data(data):
+    compiled = _COMPILED
+    assert compiled.fast.is_valid(data) == compiled.full.is_valid(data), data
+
+
+_COMPILED = compile_schema(SCHEMA)

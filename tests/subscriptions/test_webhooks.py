@@ -133,6 +133,7 @@ def test_retry_after_is_honoured(api, allow_local, receiver, deliverer):
     append_to("busy-1", 1)
     create(api, receiver)
     run_until(deliverer.step, lambda: len(receiver.received) == 1)
+    deliverer.drain()
     stream = SubscriptionStream.objects.get(stream="busy-1")
     assert stream.next_attempt_at > timezone.now() + timedelta(seconds=3000)
     deliverer.step()
@@ -205,6 +206,7 @@ def test_idle_stream_rows_are_compacted_into_totals(api, allow_local, receiver, 
     append_to("compact-2", 1)
     sub = create(api, receiver)
     run_until(deliverer.step, lambda: len(receiver.ok_events()) == 3)
+    deliverer.drain()  # the last outcomes may still be on their way into the database
     assert SubscriptionStream.objects.count() == 2
     assert queue.compact(idle_seconds=0) == 2
     assert SubscriptionStream.objects.count() == 0
@@ -212,5 +214,21 @@ def test_idle_stream_rows_are_compacted_into_totals(api, allow_local, receiver, 
     assert (progress["delivered"], progress["pending"], progress["lag"]) == (3, 0, 0)
     more = append_to("compact-1", 1)
     run_until(deliverer.step, lambda: len(receiver.ok_events()) == 4)
+    deliverer.drain()
     assert receiver.ok_events()[-1]["position"] == more[0]
     assert api.get(f"/api/v1/subscriptions/{sub['id']}").json()["progress"]["delivered"] == 4
+
+
+def test_a_host_name_is_sent_as_host_while_connecting_to_the_checked_address(
+    api, receiver, deliverer, settings
+):
+    import socket
+
+    if {info[4][0] for info in socket.getaddrinfo("localhost", 80, type=socket.SOCK_STREAM)} != {"127.0.0.1"}:
+        pytest.skip("localhost does not resolve to 127.0.0.1 only here")
+    settings.WEBHOOK_ALLOWED_HOSTS = ["127.0.0.1/32"]
+    port = receiver.url.split(":")[2].split("/")[0]
+    append_to("named-1", 1)
+    create(api, receiver, url=f"http://localhost:{port}/hook")
+    run_until(deliverer.step, lambda: len(receiver.ok_events()) == 1)
+    assert receiver.received[0].headers["host"] == f"localhost:{port}"

@@ -11,6 +11,7 @@ lets each relay finish its batch, then exits.
 
 from __future__ import annotations
 
+import faulthandler
 import signal
 import threading
 
@@ -59,6 +60,8 @@ class Command(BaseCommand):
 
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
+        # `kill -USR1 <pid>` prints every thread's stack: where a relay waits, without stopping it.
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
         threads = [
             threading.Thread(target=Relay(get_backend(alias)).run, args=(stop,), name=f"relay-{alias}")
             for alias in aliases
