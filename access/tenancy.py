@@ -69,17 +69,27 @@ def stamp(principal: Principal | None, events: Sequence[NewEvent]) -> None:
             )
 
 
+# The tenant of each stream is its first event's: one index probe per stream, however long it is.
+_FIRST_EVENTS = (
+    "SELECT n.name, e.tenantid FROM unnest(%s::text[]) AS n(name) CROSS JOIN LATERAL "
+    '(SELECT tenantid FROM flunq_events WHERE stream = n.name ORDER BY "version" LIMIT 1) AS e'
+)
+# (source, id) is unique across the whole log. Without this check, reusing another tenant's pair
+# would answer the append function's 409, which names that event's stream.
+_TAKEN_IDS = (
+    "SELECT e.source, e.id FROM flunq_events AS e "
+    "JOIN unnest(%s::text[], %s::text[]) AS k(source, id) ON e.source = k.source AND e.id = k.id "
+    "WHERE e.tenantid IS DISTINCT FROM %s LIMIT 1"
+)
+
+
 def stream_tenants(names: Iterable[str]) -> dict[str, str | None]:
     """The tenant of each named stream that holds events (streams without events are absent)."""
     names = sorted(set(names))
     if not names:
         return {}
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT DISTINCT ON (stream) stream, tenantid FROM flunq_events WHERE stream = ANY(%s) "
-            'ORDER BY stream, "version"',
-            [names],
-        )
+        cursor.execute(_FIRST_EVENTS, [names])
         return dict(cursor.fetchall())
 
 
@@ -91,36 +101,28 @@ def check_append(
     if tenant is None:
         return
     stamp(principal, events)
-    names = [stream] if stream is not None else [derive_stream(event) for event in events]
-    for name, owner in stream_tenants(names).items():
-        if owner != tenant:
-            raise TenantForbidden(
-                f"stream {name!r} belongs to another tenant; this token writes for tenant {tenant!r}",
-                stream=name,
-            )
-    _check_ids_unused_by_others(tenant, events)
-
-
-def _check_ids_unused_by_others(tenant: str, events: Sequence[NewEvent]) -> None:
-    # (source, id) is unique across the whole log. Without this check, reusing another tenant's
-    # pair would answer the 409 of the append function, which names that event's stream.
-    if not events:
-        return
+    names = sorted({stream} if stream is not None else {derive_stream(event) for event in events})
+    # One round trip for both checks: streams first, then at most one taken (source, id).
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT e.source, e.id FROM flunq_events e "
-            "JOIN unnest(%s::text[], %s::text[]) AS k(source, id) ON e.source = k.source AND e.id = k.id "
-            "WHERE e.tenantid IS DISTINCT FROM %s LIMIT 1",
-            [[event.source for event in events], [event.id for event in events], tenant],
+            f"SELECT 'stream', * FROM ({_FIRST_EVENTS}) AS s UNION ALL SELECT 'id', * FROM ({_TAKEN_IDS}) AS t",
+            [names, [event.source for event in events], [event.id for event in events], tenant],
         )
-        taken = cursor.fetchone()
-    if taken is not None:
-        raise Conflict(
-            f"source {taken[0]!r} and id {taken[1]!r} are taken by an event this token cannot see; "
-            "use a source of your own",
-            source=taken[0],
-            id=taken[1],
-        )
+        rows = cursor.fetchall()
+    for kind, first, second in rows:
+        if kind == "stream" and second != tenant:
+            raise TenantForbidden(
+                f"stream {first!r} belongs to another tenant; this token writes for tenant {tenant!r}",
+                stream=first,
+            )
+    for kind, source, event_id in rows:
+        if kind == "id":
+            raise Conflict(
+                f"source {source!r} and id {event_id!r} are taken by an event this token cannot see; "
+                "use a source of your own",
+                source=source,
+                id=event_id,
+            )
 
 
 def check_stream_writable(principal: Principal | None, name: str) -> None:

@@ -4,8 +4,9 @@
     python -m bench.grpc --quick     # 3 smaller rounds, well under a minute
     python -m bench.grpc --markdown  # the table as Markdown
 
-Both servers run as ``make run`` runs them (``manage.py grpcserver``; uvicorn with the ASGI app),
-as subprocesses, with auth off, on a fresh database. Work, each as events/s with p50/p99 per call:
+Both servers run as ``make run`` runs them (``manage.py grpcserver`` with its ``GRPC_DB_THREADS``
+persistent connections; uvicorn with the ASGI app and a psycopg pool of ``--http-pool``), as
+subprocesses, with auth off, on a fresh database. Work, each as events/s with p50/p99 per call:
 
 - one event per call, one client: ``Publish`` against ``POST /api/v1/events``;
 - one event per call, N concurrent calls: N concurrent gRPC calls multiplexed on one channel
@@ -145,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="3 smaller rounds")
     parser.add_argument("--rounds", type=int)
     parser.add_argument("--concurrency", type=int, default=8, help="concurrent calls/connections (default 8)")
+    parser.add_argument("--http-pool", type=int, default=16,
+                        help="DB_POOL_MAX_SIZE of the ASGI server (default 16, as bench.log)")  # fmt: skip
     parser.add_argument("--markdown", action="store_true", help="print the table as Markdown")
     args = parser.parse_args(argv)
     sizes = dict(QUICK if args.quick else FULL)
@@ -156,7 +159,9 @@ def main(argv: list[str] | None = None) -> int:
 
     environ = {"DATABASE_URL": url, "AUTH_REQUIRED": "false"}
     common.log(f"database {url}; sizes {sizes}; concurrency {args.concurrency}")
-    with serve_grpc(environ) as target, common.serve_asgi(environ) as base:
+    # Under ASGI each request runs in a thread of its own: without a pool, a connection per request.
+    http_environ = {**environ, "DB_POOL_MAX_SIZE": str(args.http_pool)}
+    with serve_grpc(environ) as target, common.serve_asgi(http_environ) as base:
 
         def grpc_single() -> Sample:
             prefix = _prefix()

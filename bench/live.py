@@ -258,7 +258,10 @@ async def feed_round(base: str, pid: int | None, clients: int, probes: int, args
     closed = sum(1 for _, sink in sinks if sink.closed.done())
     if closed:
         first = min(sink.closed.result() for _, sink in sinks if sink.closed.done())
-        print(f"  {closed} sinks closed by the server, the first {first - began:.1f} s into the round", flush=True)
+        print(
+            f"  {closed} sinks closed by the server, the first {first - began:.1f} s into the round",
+            flush=True,
+        )
     for transport, _ in sinks:
         transport.close()
     latencies = [arrived - commits[p] for s in states for p, arrived in s.arrivals.items() if p in commits]

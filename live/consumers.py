@@ -70,6 +70,11 @@ class EventsConsumer(AsyncWebsocketConsumer):
         except ServiceError as error:
             await self.refuse(error)
             return
+        except Exception:
+            logger.exception("live feed handshake failed")
+            await self.send_json({"type": "error", "error": "unavailable", "message": "try again later"})
+            await self.close(code=CLOSE_INTERNAL, reason="the service is unavailable")
+            return
         self.feed = Feed(filter_, start)
         self._task = asyncio.get_running_loop().create_task(self._deliver())
 

@@ -142,3 +142,24 @@ async def test_a_tenant_bound_token_sees_only_its_tenant(tailer, token_for):
     error = await ws.receive_json_from(timeout=60)
     assert (error["type"], error["error"]) == ("error", "forbidden")
     await ws.disconnect()
+
+
+async def test_live_events_are_rendered_exactly_as_the_rest_api_renders_them(tailer, token_for, api):
+    from live import db
+
+    ws = await connect("/ws/events", await token_for())
+    await receive_until(ws, "caught_up")
+    position = await append_one(
+        "task.rendered",
+        subject="s-1",
+        time="2026-01-31T12:00:00.123456789+02:00",
+        tenantid="t",
+        workflowid="w",
+        correlationid="c",
+        myext="kept",
+        data={"nested": {"list": [1, 2.5, None, "x"]}, "unicode": "é✓"},
+    )
+    [live] = await receive_events(ws, 1)
+    response = await db.run(api.get, f"/api/v1/events/{live['id']}")
+    assert live == response.json() and live["position"] == position
+    await ws.disconnect()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import socket
 
 import httpx
 import orjson
@@ -82,10 +83,14 @@ def test_origin_sse_and_a_stalled_client_on_one_process(live_server_factory):
 
     # A client that stops reading: the server queues at most LIVE_CLIENT_BUFFER events for it,
     # then sends resync with the position to resume from and closes with 4100.
-    with ws_connect(server, "/ws/events", max_queue=1, max_size=2**20) as ws:
+    # A small receive buffer (no autotuning) so that the server's sends block after a few MB.
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    sock.connect(("127.0.0.1", server.port))
+    with ws_connect(server, "/ws/events", sock=sock, max_queue=1, max_size=2**20) as ws:
         start = control(ws, "caught_up")[-1]["position"]
         appended = []
-        for _batch in range(40):
+        for _batch in range(16):
             appended += post(
                 server, [cloudevent("task.bulk", data=secrets.token_hex(30_000)) for _ in range(10)]
             )

@@ -181,3 +181,20 @@ def test_scopes(make_token, client):
     assert response.status_code == 403
     assert client.get(_url("execution-10"), **reader).status_code == 200
     assert client.get(_url("execution-10")).status_code == 401
+
+
+def test_admin_lists_snapshots_per_stream(api, admin_client):
+    _append("execution-11", 3)
+    _append("execution-12", 1)
+    api.post(_url("execution-11"), {"version": 1, "state": {"label": "<b>kept</b>"}}, format="json")
+    api.post(_url("execution-12"), {"version": 0, "state": {}}, format="json")
+    page = admin_client.get("/admin/snapshots/snapshot/?stream__name__exact=execution-11")
+    assert page.status_code == 200
+    body = page.content.decode()
+    assert "execution-11" in body and "?stream__name__exact=execution-12" not in body
+    snapshot_id = api.get(_url("execution-11")).json()["snapshots"][0]
+    from snapshots.models import Snapshot
+
+    row = Snapshot.objects.get(stream_id="execution-11", version=snapshot_id["version"])
+    detail = admin_client.get(f"/admin/snapshots/snapshot/{row.pk}/change/")
+    assert detail.status_code == 200 and "&lt;b&gt;kept&lt;/b&gt;" in detail.content.decode()

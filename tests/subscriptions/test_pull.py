@@ -7,12 +7,13 @@ import threading
 import time
 from collections import defaultdict
 
-import httpx
 import pytest
+from django.db import connection
 
 from events.cloudevents import from_structured
 from events.services import append
-from subscriptions.models import DeadLetter, SubscriptionStream
+from subscriptions import pull
+from subscriptions.models import DeadLetter, Subscription, SubscriptionStream
 from tests.subscriptions.conftest import append_to, event, run_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -128,38 +129,31 @@ def _now():
 
 
 @pytest.mark.slow
-def test_consumer_group_of_three_shares_5000_events_over_50_streams(live_server_url, make_token):
+def test_consumer_group_of_three_shares_5000_events_over_50_streams(api):
     rng = random.Random(7)
     for _ in range(5):
         # Derived streams: execution-g0 ... execution-g49, interleaved at random.
         append([from_structured(event(executionid=f"g{rng.randrange(50)}")) for _ in range(1000)])
-    client = httpx.Client(base_url=live_server_url, timeout=30)
-    sub = client.post(
-        "/api/v1/subscriptions", json={"name": "g", "kind": "pull", "start": "beginning"}
-    ).json()["id"]
+    subscription = Subscription.objects.get(id=create_pull(api))
 
     # A consumer that takes a lease and dies: its events must come back to the others.
-    doomed = client.post(
-        f"/api/v1/subscriptions/{sub}/fetch",
-        json={"consumer": "doomed", "max_events": 100, "lease_seconds": 1},
-    ).json()["messages"]
+    doomed = pull.fetch(subscription, consumer="doomed", max_events=100, lease_seconds=1)
     assert len(doomed) == 100
 
     lock = threading.Lock()
-    processed: list[tuple[str, int, int]] = []  # (stream, version, position) in processing order
+    processed: list[tuple[str, int]] = []  # (stream, version) in processing order
     acked: list[int] = []
     errors: list[str] = []
 
     def consume(name: str) -> None:
-        with httpx.Client(base_url=live_server_url, timeout=30) as http:
+        # Each thread has its own database connection, as each consumer process would.
+        try:
             idle_since = None
             while True:
                 with lock:
                     if len(acked) >= 5000 or errors:
                         return
-                messages = http.post(
-                    f"/api/v1/subscriptions/{sub}/fetch", json={"consumer": name, "max_events": 100}
-                ).json()["messages"]
+                messages = pull.fetch(subscription, consumer=name, max_events=100, lease_seconds=30)
                 if not messages:
                     idle_since = idle_since or time.monotonic()
                     if time.monotonic() - idle_since > 30:
@@ -168,18 +162,18 @@ def test_consumer_group_of_three_shares_5000_events_over_50_streams(live_server_
                     continue
                 idle_since = None
                 with lock:
-                    processed.extend(
-                        (m["event"]["stream"], m["event"]["version"], m["event"]["position"])
-                        for m in messages
-                    )
-                result = http.post(
-                    f"/api/v1/subscriptions/{sub}/ack",
-                    json={"consumer": name, "ack_ids": [m["ack_id"] for m in messages]},
-                ).json()
+                    processed.extend((m.event["stream"], m.event["version"]) for m in messages)
+                result = pull.ack(
+                    subscription, consumer=name, ack_ids=pull.parse_ack_ids([m.ack_id for m in messages])
+                )
                 if result["stale"]:
                     errors.append(f"{name}: stale acks {result['stale'][:3]}")
                 with lock:
-                    acked.extend(m["event"]["position"] for m in messages)
+                    acked.extend(m.event["position"] for m in messages)
+        except Exception as exc:
+            errors.append(f"{name}: {exc!r}")
+        finally:
+            connection.close()
 
     threads = [threading.Thread(target=consume, args=(f"c{i}",)) for i in range(3)]
     for thread in threads:
@@ -188,9 +182,9 @@ def test_consumer_group_of_three_shares_5000_events_over_50_streams(live_server_
         thread.join(120)
     assert not errors, errors
     assert len(acked) == 5000 and len(set(acked)) == 5000  # each event acked exactly once
-    assert {m["event"]["position"] for m in doomed} <= set(acked)
+    assert {m.event["position"] for m in doomed} <= set(acked)
     last_version: dict[str, int] = {}
-    for stream, version, _ in processed:
+    for stream, version in processed:
         assert version == last_version.get(stream, -1) + 1, (stream, version)  # order kept per stream
         last_version[stream] = version
     assert sum(v + 1 for v in last_version.values()) == 5000

@@ -31,6 +31,8 @@ class Command(BaseCommand):
         parser.add_argument("--once", action="store_true", help="run steps until idle, then exit")
 
     def handle(self, *args, concurrency: int | None = None, once: bool = False, **options) -> None:
+        # One INFO line per webhook request from httpx would drown the worker's own log.
+        logging.getLogger("httpx").setLevel(logging.WARNING)
         stop = threading.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
