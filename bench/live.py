@@ -101,10 +101,15 @@ class Sink(asyncio.Protocol):
         self.caught_up = asyncio.get_running_loop().create_future()
         self.closed = asyncio.get_running_loop().create_future()
         self.received = 0
+        self.events = 0
+        self._tail = b""
         self._head = b""
 
     def data_received(self, data: bytes) -> None:
         self.received += len(data)
+        # Count events (a marker split across two reads is found by keeping a short tail).
+        self.events += (self._tail + data).count(b'{"specversion"')
+        self._tail = data[-15:]
         if not self.caught_up.done():
             self._head += data
             if b"caught_up" in self._head:
@@ -244,6 +249,7 @@ async def feed_round(base: str, pid: int | None, clients: int, probes: int, args
 
     sampler = MemorySampler(pid) if pid else contextlib.nullcontext()
     cpu_before = cpu_seconds(pid) if pid else None
+    appends_began = time.monotonic()
     with sampler:
         commits, elapsed = await asyncio.to_thread(append_paced, args.rate, args.seconds, args.threads)
         last = max(commits)
@@ -251,6 +257,8 @@ async def feed_round(base: str, pid: int | None, clients: int, probes: int, args
         while time.monotonic() < deadline and not all(last in s.arrivals for s in states):
             await asyncio.sleep(0.05)
     server_cpu = cpu_seconds(pid) - cpu_before if pid else None
+    window = time.monotonic() - appends_began
+    delivered = sum(sink.events for _, sink in sinks) + sum(len(s.arrivals) for s in states)
     stop.set()
     for task in tasks:
         task.cancel()
@@ -276,14 +284,44 @@ async def feed_round(base: str, pid: int | None, clients: int, probes: int, args
         name="websocket feed",
         clients=clients,
         appended_rate=len(commits) / elapsed,
-        delivered_rate=len(commits) * clients / elapsed,
+        delivered_rate=delivered / window,
         latencies=latencies,
         resyncs=sum(s.resyncs for s in states),
         closed_sinks=closed,
         rss=rss,
         server_cpu=server_cpu,
-        seconds=elapsed,
+        seconds=window,
     )
+
+
+async def tailer_round(args) -> Result:
+    """Commit -> a batch in a mailbox of a log tailer in this process: the feed minus websockets."""
+    from live.tailer import LogTailer
+
+    tailer = LogTailer(page_size=500, poll_seconds=1.0)
+    mailbox = tailer.subscribe(10**9)
+    arrivals: dict[int, float] = {}
+
+    async def drain() -> None:
+        clock = time.perf_counter
+        while True:
+            await mailbox.wait(None)
+            while (batch := mailbox.take()) is not None:
+                now = clock()
+                for live in batch.events:
+                    arrivals[live.position] = now
+
+    task = asyncio.create_task(drain())
+    await tailer.started.wait()
+    commits, elapsed = await asyncio.to_thread(append_paced, args.rate, args.seconds, args.threads)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and max(commits) not in arrivals:
+        await asyncio.sleep(0.05)
+    task.cancel()
+    await tailer.stop()
+    latencies = [arrivals[p] - t for p, t in commits.items() if p in arrivals]
+    rate = len(commits) / elapsed
+    return Result("log tailer (no websocket)", 0, rate, rate, latencies, 0, 0, seconds=elapsed)
 
 
 # --- LISTEN/NOTIFY ceiling -----------------------------------------------------------------------
@@ -360,6 +398,7 @@ async def run(args, url: str) -> None:
     results: list[Result] = [
         await notify_round(url, args.rate, args.seconds),
         await notify_round(url, None, 3),
+        await tailer_round(args),
     ]
     environ = {"DATABASE_URL": url, "AUTH_REQUIRED": "false"}
     # The raw sink clients discard what arrives, pings included: no keep-alive pings in the run.

@@ -6,7 +6,7 @@
 
 Interleaved round by round, medians over rounds, in process through the REST stack (DRF test
 client, the full middleware list, the same PostgreSQL): single-event appends with a token bound to
-a tenant (``tenantid`` stamped, the stream's tenant and the (source, id) checked: two queries)
+a tenant (``tenantid`` stamped, the stream's tenant and the (source, id) checked in one query)
 against a token without one (target: >= 0.8x). Then, in isolation, microseconds per call of the
 request middleware (id, metrics, one JSON log line), of the append metrics decorator, of
 ``tenancy.check_append`` for one event, and milliseconds per ``/metrics`` scrape.
@@ -100,7 +100,7 @@ def micro_costs(tenant_principal) -> dict[str, float]:
         "request middleware, one JSON log line at INFO (request building subtracted)": with_log - bare,
         "request middleware, LOG_LEVEL=WARNING (request building subtracted)": without_log - bare,
         "append metrics decorator around a no-op": _micro(lambda: noop([]), 20000),
-        "tenancy.check_append, one event, tenant-bound token (2 queries)": _micro(
+        "tenancy.check_append, one event, tenant-bound token (one round trip)": _micro(
             lambda: tenancy.check_append(tenant_principal, [event]), 300
         ),
         "GET /metrics, whole scrape (ms)": _micro(lambda: client.get("/metrics"), 50) / 1000,

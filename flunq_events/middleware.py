@@ -5,7 +5,7 @@ The request id is the caller's ``X-Request-ID`` when it is a sane token (letters
 and carried by every log line written while the request is served (``flunq_events.logs``).
 
 One line per request on the ``flunq.http`` logger: method, path, route, status, duration, the
-token's name and tenant (never the token). Metrics: ``flunq_http_requests_total`` and
+token's name and tenant (never the token); at DEBUG for ``/healthz``, ``/readyz`` and ``/metrics``. Metrics: ``flunq_http_requests_total`` and
 ``flunq_http_request_duration_seconds`` by method and route name (the URL pattern's name, so
 paths with ids do not explode the label set). For streaming responses (SSE) the duration ends at
 the response headers.
@@ -31,6 +31,8 @@ from flunq_events import logs, metrics
 logger = logging.getLogger("flunq.http")
 HEADER = "X-Request-ID"
 _SANE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+# Probes and scrapes arrive every few seconds from every balancer and Prometheus: logged at DEBUG.
+QUIET_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 
 
 def incoming_id(request: HttpRequest) -> str:
@@ -68,7 +70,12 @@ def _finish(request: HttpRequest, response: HttpResponseBase, started: float, ri
         fields["principal"] = user.name
         if user.tenant is not None:
             fields["tenant"] = user.tenant
-    level = logging.ERROR if response.status_code >= 500 else logging.INFO
+    if response.status_code >= 500:
+        level = logging.ERROR
+    elif request.path in QUIET_PATHS:
+        level = logging.DEBUG
+    else:
+        level = logging.INFO
     logger.log(level, "%s %s %s", method, request.path, response.status_code, extra=fields)
     return response
 

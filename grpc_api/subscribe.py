@@ -96,10 +96,13 @@ class Notifier:
 
 
 def _connection_params() -> dict:
-    db = settings.DATABASES["default"]
-    params = {"dbname": db["NAME"], "user": db.get("USER"), "password": db.get("PASSWORD"),
-              "host": db.get("HOST"), "port": db.get("PORT")}  # fmt: skip
-    return {key: value for key, value in params.items() if value}
+    # Django's own parameters (host, sslmode, options, ...), minus what only its cursors use.
+    from django.db import connections
+
+    params = connections["default"].get_connection_params()
+    for key in ("cursor_factory", "context"):
+        params.pop(key, None)
+    return params
 
 
 notifier = Notifier()

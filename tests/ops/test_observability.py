@@ -144,6 +144,12 @@ def test_one_json_log_line_per_request_with_the_request_id(make_token, caplog):
     assert "Bearer" not in line and "flq_" not in line
 
 
+def test_probes_are_logged_at_debug(client, caplog):
+    with caplog.at_level(logging.DEBUG, logger="flunq.http"):
+        client.get("/healthz")
+    assert [r.levelname for r in caplog.records if r.name == "flunq.http"] == ["DEBUG"]
+
+
 def test_log_lines_written_during_a_request_carry_its_id():
     from flunq_events import logs
 

@@ -101,9 +101,9 @@ class ContinuousLoad:
             while not self.stopping.is_set():
                 services.append([event((number * 7 + done + i) % streams) for i in range(batch)])
                 done += batch
-                # About 1000 events/s per writer at most: a steady load, not a flood that makes
+                # About 500 events/s per writer at most: a steady load, not a flood that makes
                 # the test slow on a small machine.
-                self.stopping.wait(batch / 1000)
+                self.stopping.wait(batch / 500)
         except BaseException as exc:
             self.errors.append(exc)
         finally:

@@ -70,7 +70,7 @@ _json = st.recursive(
 )  # fmt: skip
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(_json)
 def test_engines_agree_on_arbitrary_data(data):
     compiled = _COMPILED

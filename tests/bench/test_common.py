@@ -1,0 +1,92 @@
+"""The benchmark helpers: percentiles, interleaving, concurrency, tables, databases, the no-op view."""
+
+from __future__ import annotations
+
+import os
+
+import psycopg
+import pytest
+
+from bench import common
+
+
+def test_percentile_by_nearest_rank():
+    values = [float(n) for n in range(1, 101)]
+    assert common.percentile(values, 50) == 50.0
+    assert common.percentile(values, 99) == 99.0
+    assert common.percentile(values, 100) == 100.0
+    assert common.percentile([3.0], 99) == 3.0
+    assert common.percentile([], 50) == 0.0
+
+
+def test_interleave_alternates_contenders_round_by_round():
+    order: list[str] = []
+
+    def contender(name: str):
+        def run() -> common.Sample:
+            order.append(name)
+            return common.Sample(events=10, seconds=1.0, latencies=[0.1])
+
+        return run
+
+    samples = common.interleave(3, {"a": contender("a"), "b": contender("b")})
+    assert order == ["a", "b", "a", "b", "a", "b"]
+    assert [len(samples["a"]), len(samples["b"])] == [3, 3]
+
+
+def test_run_concurrent_counts_every_call_of_every_thread():
+    opened: list[int] = []
+    closed: list[int] = []
+    sample = common.run_concurrent(4, 25, lambda thread, index: 2, before=opened.append, after=closed.append)
+    assert sample.events == 4 * 25 * 2
+    assert len(sample.latencies) == 100
+    assert sorted(opened) == sorted(closed) == [0, 1, 2, 3]
+
+
+def test_run_concurrent_raises_what_a_thread_raised():
+    def call(thread: int, index: int) -> int:
+        raise ValueError("boom")
+
+    with pytest.raises(ValueError, match="boom"):
+        common.run_concurrent(2, 3, call)
+
+
+def test_summary_row_ratio_and_verdict():
+    fast = common.summarise("ours", [common.Sample(300, 1.0, [0.001]), common.Sample(100, 1.0, [0.002])])
+    slow = common.summarise("peer", [common.Sample(100, 1.0, [0.004])])
+    assert fast.rate == 200.0
+    row = common.Row("work", fast, slow, target=1.5)
+    assert row.ratio == 2.0 and row.verdict() == "met"
+    assert common.Row("work", slow, fast, target=1.5).verdict() == "MISSED"
+    table = common.format_markdown([row])
+    assert "| work | ours | 200 |" in table and "2.00x" in table and "(met)" in table
+    assert "2.00x" in common.format_table([row])
+
+
+def test_fresh_database_creates_an_empty_database_and_drop_removes_it():
+    name = f"test_bench_fresh_{os.getpid()}"
+    url = common.fresh_database(name)
+    try:
+        with psycopg.connect(url) as conn:
+            conn.execute("CREATE TABLE leftover (id int)")
+        url = common.fresh_database(name)  # again: the old one is replaced
+        with psycopg.connect(url) as conn:
+            assert conn.execute("SELECT to_regclass('leftover')").fetchone()[0] is None
+    finally:
+        common.drop_database(name)
+    with psycopg.connect(common.database_url("postgres")) as conn:
+        assert conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone() is None
+
+
+def test_post_request_is_a_complete_http_request():
+    raw = common.post_request("http://127.0.0.1:8081", "/api/v1/events", b'{"a": 1}')
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert head.startswith(b"POST /api/v1/events HTTP/1.1\r\n")
+    assert b"Content-Length: 8" in head and b"Host: 127.0.0.1:8081" in head
+    assert body == b'{"a": 1}'
+
+
+@pytest.mark.django_db
+def test_the_noop_view_is_not_mounted_by_default(api):
+    response = api.post("/bench/noop", {}, format="json")
+    assert response.status_code == 404
