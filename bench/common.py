@@ -14,6 +14,7 @@ threads started together (Django connections are per thread, so each thread has 
 
 from __future__ import annotations
 
+import math
 import os
 import statistics
 import threading
@@ -123,7 +124,7 @@ def percentile(values: list[float], p: float) -> float:
     if not values:
         return 0.0
     ordered = sorted(values)
-    rank = max(1, min(len(ordered), round(p / 100 * len(ordered) + 0.5)))
+    rank = max(1, min(len(ordered), math.ceil(p / 100 * len(ordered))))
     return ordered[rank - 1]
 
 

@@ -101,7 +101,9 @@ def serve_grpc(environ: dict[str, str]) -> Iterator[str]:
 def _cloudevent(event_id: str):
     from grpc_api.generated.io.cloudevents.v1 import cloudevents_pb2 as ce
 
-    message = ce.CloudEvent(id=event_id, source=SOURCE, spec_version="1.0", type=TYPE, text_data=PAYLOAD_JSON.decode())
+    message = ce.CloudEvent(
+        id=event_id, source=SOURCE, spec_version="1.0", type=TYPE, text_data=PAYLOAD_JSON.decode()
+    )
     message.attributes["executionid"].ce_string = event_id
     return message
 
@@ -199,7 +201,9 @@ def main(argv: list[str] | None = None) -> int:
             return Sample(sample.events * BATCH, sample.seconds, sample.latencies)
 
         # Warm both servers (connections, imports, the token cache) outside the measurement.
-        grpc_load(target, 20, 2, "Publish", lambda n, i: pb.PublishRequest(event=_cloudevent(f"warm-{n}-{i}")))
+        grpc_load(
+            target, 20, 2, "Publish", lambda n, i: pb.PublishRequest(event=_cloudevent(f"warm-{n}-{i}"))
+        )
         common.http_load(base, 20, 2, lambda n, i: common.post_request(
             base, "/api/v1/events", orjson.dumps(_json_event(f"warm-rest-{n}-{i}"))))  # fmt: skip
 
@@ -211,7 +215,11 @@ def main(argv: list[str] | None = None) -> int:
         ]:
             common.log(work)
             samples = common.interleave(sizes["rounds"], {"grpc": ours, "rest": other}, progress=common.log)
-            rows.append(Row(work, common.summarise("gRPC", samples["grpc"]), common.summarise("REST", samples["rest"])))
+            rows.append(
+                Row(
+                    work, common.summarise("gRPC", samples["grpc"]), common.summarise("REST", samples["rest"])
+                )
+            )
 
     facts = common.server_facts(url)
     print(" ".join(f"{key}={value}" for key, value in facts.items()))

@@ -33,8 +33,7 @@ import orjson
 from bench import common
 from bench.common import PAYLOAD, PAYLOAD_JSON, Row, Sample
 
-DATABASE = "flunq_bench"
-PEER_DATABASE = "flunq_bench_es"
+DATABASE = "flunq_bench"  # the peer's is this name + "_es"
 SOURCE = "bench"
 TYPE = "task.completed"
 PAGE = 1000
@@ -369,7 +368,7 @@ def bench_batches(ours: Ours, peer: Peer, raw: Raw, batches: int, size: int, rou
     ]
 
 
-def load_reads(ours: Ours, peer: Peer, events: int) -> tuple[str, uuid.UUID]:
+def load_reads(ours: Ours, peer: Peer, events: int, databases: list[str]) -> tuple[str, uuid.UUID]:
     import psycopg
 
     from bench.common import database_url
@@ -377,7 +376,7 @@ def load_reads(ours: Ours, peer: Peer, events: int) -> tuple[str, uuid.UUID]:
     common.log(f"loading {events:,} events into each log (1000-event batches)")
     first_stream = ours.load(events)
     first_originator = peer.load(events)
-    for name in (DATABASE, PEER_DATABASE):
+    for name in databases:
         with psycopg.connect(database_url(name), autocommit=True) as conn:
             conn.execute("VACUUM ANALYZE")
     return first_stream, first_originator
@@ -495,6 +494,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--markdown", action="store_true", help="print the results as a Markdown table too")
     parser.add_argument("--keep", action="store_true", help="keep the benchmark databases afterwards")
+    parser.add_argument(
+        "--database",
+        default=DATABASE,
+        help=f"database to create (and drop); the peer's gets _es (default {DATABASE})",
+    )
     args = parser.parse_args(argv)
     if args.quick:
         for name, value in QUICK.items():
@@ -519,8 +523,9 @@ def _close_notifier() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    url = common.setup_django(DATABASE, AUTH_REQUIRED="false")
-    peer_url = common.fresh_database(PEER_DATABASE)
+    databases = [args.database, args.database + "_es"]
+    url = common.setup_django(databases[0], AUTH_REQUIRED="false")
+    peer_url = common.fresh_database(databases[1])
     facts = common.server_facts(url)
     common.log("machine: " + ", ".join(f"{key} {value}" for key, value in facts.items()))
     ours, peer, raw = Ours(), Peer(peer_url, pool_size=args.writers), Raw(url)
@@ -533,7 +538,7 @@ def main(argv: list[str] | None = None) -> int:
         if "batch" in args.sections:
             rows += bench_batches(ours, peer, raw, args.batches, args.batch_size, args.rounds)
         if "read" in args.sections or "stream" in args.sections:
-            stream, originator = load_reads(ours, peer, args.read_events)
+            stream, originator = load_reads(ours, peer, args.read_events, databases)
             if "read" in args.sections:
                 rows += bench_reads(ours, peer, raw, args.read_events, args.read_rounds)
             if "stream" in args.sections:
@@ -551,8 +556,8 @@ def main(argv: list[str] | None = None) -> int:
 
         connections.close_all()
         if not args.keep:
-            common.drop_database(PEER_DATABASE)
-            common.drop_database(DATABASE)
+            for name in databases:
+                common.drop_database(name)
     print("machine: " + ", ".join(f"{key} {value}" for key, value in facts.items()))
     common.print_table(rows)
     if args.markdown:

@@ -10,6 +10,7 @@ import grpc
 from django.conf import settings
 from django.db.models import Q
 
+from access import tenancy
 from access.principal import Principal
 from events import horizon, selectors, services
 from flunq_events.errors import InvalidRequest
@@ -28,30 +29,32 @@ class EventStore:
     @unary("events:write")
     def AppendToStream(self, request: pb.AppendToStreamRequest, principal: Principal) -> pb.AppendResponse:
         stream = convert.text(request.stream, "stream", required=True)
-        result = services.append(
-            convert.new_events(request.events),
-            stream=stream,
-            expected_version=convert.expected_version(request),
-        )
+        events = convert.new_events(request.events)
+        tenancy.check_append(principal, events, stream=stream)
+        result = services.append(events, stream=stream, expected_version=convert.expected_version(request))
         return convert.append_response(result)
 
     @unary("events:write")
     def Publish(self, request: pb.PublishRequest, principal: Principal) -> pb.AppendResponse:
         if not request.HasField("event"):
             raise InvalidRequest("event is required", field="event")
-        return convert.append_response(services.append([convert.new_event(request.event)]))
+        events = [convert.new_event(request.event)]
+        tenancy.check_append(principal, events)
+        return convert.append_response(services.append(events))
 
     @unary("events:write")
     def PublishBatch(self, request: pb.PublishBatchRequest, principal: Principal) -> pb.AppendResponse:
-        result = services.append(
-            convert.new_events(request.events), expected_version=convert.expected_version(request)
-        )
+        events = convert.new_events(request.events)
+        tenancy.check_append(principal, events)
+        result = services.append(events, expected_version=convert.expected_version(request))
         return convert.append_response(result)
 
     @unary("events:read")
     def GetEvent(self, request: pb.GetEventRequest, principal: Principal) -> pb.RecordedEvent:
         event_id = convert.text(request.id, "id", required=True)
-        return convert.recorded(selectors.get_event(event_id, convert.optional_text(request, "source")))
+        return convert.recorded(
+            tenancy.get_event(principal, event_id, convert.optional_text(request, "source"))
+        )
 
     @unary("events:read")
     def ReadStream(self, request: pb.ReadStreamRequest, principal: Principal) -> pb.ReadStreamResponse:
@@ -63,6 +66,7 @@ class EventStore:
             if request.HasField("from_version")
             else None
         )
+        tenancy.check_stream(principal, stream)
         page = selectors.read_stream(
             stream,
             from_version=from_version,
@@ -70,14 +74,16 @@ class EventStore:
             backwards=request.direction == pb.DIRECTION_BACKWARD,
         )
         return pb.ReadStreamResponse(
-            stream=stream, events=[convert.recorded(e) for e in page.events], next_version=page.next_version
+            stream=stream,
+            events=[convert.recorded(e) for e in tenancy.visible_events(principal, page.events)],
+            next_version=page.next_version,
         )
 
     @unary("events:read")
     def ReadAll(self, request: pb.ReadAllRequest, principal: Principal) -> pb.ReadAllResponse:
         after = convert.non_negative(request.after, "after")
         limit = convert.limit(request.limit)
-        filter_ = convert.event_filter(request.filter)
+        filter_ = tenancy.scope_filter(principal, convert.event_filter(request.filter))
         upper = None
         if convert.non_negative(request.min_position, "min_position"):
             upper = horizon.wait_for(request.min_position, settings.MIN_POSITION_WAIT_SECONDS)
@@ -92,18 +98,19 @@ class EventStore:
     async def Subscribe(
         self, request: pb.SubscribeRequest, principal: Principal, context: grpc.aio.ServicerContext
     ) -> None:
-        await Subscription(request, context, self.threads).run()
+        await Subscription(request, principal, context, self.threads).run()
 
     @unary("events:read")
     def GetStream(self, request: pb.GetStreamRequest, principal: Principal) -> pb.StreamInfo:
         stream = convert.text(request.stream, "stream", required=True)
+        tenancy.check_stream(principal, stream)
         return convert.stream_info(stream_as_dict(selectors.get_stream(stream, include_deleted=True)))
 
     @unary("events:read")
     def ListStreams(self, request: pb.ListStreamsRequest, principal: Principal) -> pb.ListStreamsResponse:
         # The same query as GET /api/v1/streams.
         limit = convert.limit(request.limit)
-        streams = Stream.objects.all()
+        streams = tenancy.visible_streams(principal, Stream.objects.all())
         if not request.include_deleted:
             streams = streams.filter(deleted_at__isnull=True)
         if (category := convert.optional_text(request, "category")) is not None:
@@ -121,4 +128,5 @@ class EventStore:
     @unary("admin")
     def DeleteStream(self, request: pb.DeleteStreamRequest, principal: Principal) -> pb.StreamInfo:
         stream = convert.text(request.stream, "stream", required=True)
+        tenancy.check_stream(principal, stream)
         return convert.stream_info(stream_as_dict(delete_stream(stream)))

@@ -123,11 +123,6 @@ def decode(message_class: type[Message], raw: bytes) -> Message:
         ) from None
 
 
-class DatabaseUnavailable(ServiceError):
-    code = "database_unavailable"
-    http_status = 503
-
-
 async def _fail(context: grpc.aio.ServicerContext, exc: Exception) -> None:
     try:
         if isinstance(exc, ServiceError):

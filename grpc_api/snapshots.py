@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 
+from access import tenancy
 from access.principal import Principal
 from flunq_events.errors import InvalidRequest
 from grpc_api import convert
@@ -19,6 +20,7 @@ class Snapshots:
     @unary("events:write")
     def SaveSnapshot(self, request: pb.SaveSnapshotRequest, principal: Principal) -> pb.SaveSnapshotResponse:
         stream = convert.text(request.stream, "stream", required=True)
+        tenancy.check_stream(principal, stream)
         if not request.state_json:
             raise InvalidRequest(
                 "state_json is required: the aggregate's state as JSON text", field="state_json"
@@ -37,6 +39,7 @@ class Snapshots:
     @unary("events:read")
     def GetLatestSnapshot(self, request: pb.GetLatestSnapshotRequest, principal: Principal) -> pb.Snapshot:
         stream = convert.text(request.stream, "stream", required=True)
+        tenancy.check_stream(principal, stream)
         snapshot = selectors.require_latest_snapshot(stream, type=convert.optional_text(request, "type"))
         return convert.snapshot(selectors.snapshot_as_dict(snapshot))
 
@@ -45,6 +48,7 @@ class Snapshots:
         self, request: pb.ListSnapshotsRequest, principal: Principal
     ) -> pb.ListSnapshotsResponse:
         stream = convert.text(request.stream, "stream", required=True)
+        tenancy.check_stream(principal, stream)
         snapshots = selectors.list_snapshots(
             stream, type=convert.optional_text(request, "type"), limit=settings.PAGE_SIZE_MAX
         )
@@ -55,12 +59,13 @@ class Snapshots:
     @unary("events:read")
     def GetStreamState(self, request: pb.GetStreamStateRequest, principal: Principal) -> pb.StreamState:
         stream = convert.text(request.stream, "stream", required=True)
+        tenancy.check_stream(principal, stream)
         limit = convert.limit(request.limit, default=settings.PAGE_SIZE_MAX)
         state = selectors.stream_state(stream, type=convert.optional_text(request, "type"), limit=limit)
         return pb.StreamState(
             stream=stream,
             snapshot=convert.snapshot(selectors.snapshot_as_dict(state.snapshot)) if state.snapshot else None,
-            events=[convert.recorded(e) for e in state.events],
+            events=[convert.recorded(e) for e in tenancy.visible_events(principal, state.events)],
             last_version=state.stream.last_version,
             next_version=state.next_version,
         )

@@ -24,6 +24,8 @@ import grpc
 import psycopg
 from django.conf import settings
 
+from access import tenancy
+from access.principal import Principal
 from events import horizon, selectors
 from flunq_events.errors import ServiceError
 from grpc_api import convert
@@ -119,12 +121,17 @@ def _start_after(request: pb.SubscribeRequest) -> int:
 
 class Subscription:
     def __init__(
-        self, request: pb.SubscribeRequest, context: grpc.aio.ServicerContext, threads: DatabaseThreads
-    ):
+        self,
+        request: pb.SubscribeRequest,
+        principal: Principal,
+        context: grpc.aio.ServicerContext,
+        threads: DatabaseThreads,
+    ) -> None:
         self.request = request
         self.context = context
         self.threads = threads
-        self.filter = convert.event_filter(request.filter)
+        # The filter of REST and the websocket feed, narrowed to the caller's tenant.
+        self.filter = tenancy.scope_filter(principal, convert.event_filter(request.filter))
         self.page_size = settings.PAGE_SIZE_MAX
         self.delivered = 0  # everything up to here has reached the client (the resume point)
 

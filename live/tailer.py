@@ -24,16 +24,16 @@ import logging
 import random
 from collections import deque
 from dataclasses import dataclass
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 import psycopg
 from django.conf import settings
-from django.db import connections
 from psycopg.conninfo import make_conninfo
 
 from events.selectors import COLUMNS, to_cloudevent
+from flunq_events import db
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +58,11 @@ class LiveEvent:
     @classmethod
     def from_row(cls, row: tuple) -> LiveEvent:
         event = to_cloudevent(row)
+        # Rendered in UTC, as Django's connection (and so the REST API) renders them, whatever
+        # the server's TimeZone.
         event["recordedtime"] = event["recordedtime"].astimezone(UTC)
+        if isinstance(event.get("time"), datetime):
+            event["time"] = event["time"].astimezone(UTC)
         return cls(event["position"], event, render(event))
 
 
@@ -120,17 +124,8 @@ class Mailbox:
 
 
 def conninfo() -> str:
-    """Connection string of Django's default database (the test database under pytest)."""
-    db = connections["default"].settings_dict
-    return make_conninfo(
-        dbname=db["NAME"],
-        user=db.get("USER") or None,
-        password=db.get("PASSWORD") or None,
-        host=db.get("HOST") or None,
-        port=str(db["PORT"]) if db.get("PORT") else None,
-        options="-c TimeZone=UTC",
-        application_name="flunq-live-tailer",
-    )
+    """Django's default database (the test database under pytest), named in pg_stat_activity."""
+    return make_conninfo(db.conninfo(), application_name="flunq-live-tailer")
 
 
 class LogTailer:

@@ -1,7 +1,8 @@
 """Events as the relay reads them from the log and hands them to a backend.
 
-``read_batch`` reads after a checkpoint up to the safe horizon (``events.horizon``), so the relay
-never passes an event that a transaction still in flight will commit later with a lower position.
+``read_batch`` reads after a checkpoint up to the safe horizon (``flunq_horizon()``, see
+``events/horizon.py``), so the relay never passes an event that a transaction still in flight
+will commit later with a lower position.
 Each row becomes a ``RelayEvent`` that carries both shapes the bindings need: the structured
 CloudEvent (JSON with ``data`` inline) and the attributes + raw data body of binary mode.
 """
@@ -14,9 +15,9 @@ from datetime import datetime
 from typing import Any
 
 import orjson
+import psycopg
 from django.db import connection
 
-from events import horizon as horizon_
 from events.selectors import COLUMNS, to_cloudevent
 
 
@@ -33,9 +34,15 @@ class RelayEvent:
     # The data as sent on the wire in binary mode: JSON text, or the decoded bytes of data_base64.
     data: bytes | None
     data_is_base64: bool
+    _structured: bytes | None = None
 
     def structured(self) -> bytes:
-        """The event in CloudEvents JSON format (``application/cloudevents+json``)."""
+        """The event in CloudEvents JSON format (``application/cloudevents+json``); computed once."""
+        if self._structured is None:
+            self._structured = self._render()
+        return self._structured
+
+    def _render(self) -> bytes:
         event = dict(self.attributes)
         if self.data is not None:
             if self.data_is_base64:
@@ -85,16 +92,20 @@ def from_row(row: tuple) -> RelayEvent:
     )
 
 
-def read_batch(after: int, limit: int) -> tuple[list[RelayEvent], int]:
-    """Events with ``after < position <= horizon`` in position order, and the horizon used."""
-    upper = horizon_.current()
-    if upper <= after:
-        return [], upper
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f'SELECT {COLUMNS} FROM flunq_events WHERE "position" > %s AND "position" <= %s '
-            'ORDER BY "position" LIMIT %s',
-            [after, upper, limit],
-        )
-        rows = cursor.fetchall()
-    return [from_row(row) for row in rows], upper
+def read_batch(after: int, limit: int, conn: psycopg.Connection | None = None) -> list[RelayEvent]:
+    """Events with ``after < position <= horizon``, in position order (one round trip).
+
+    ``conn``: a psycopg connection of the relay's own, read in binary (about twice as fast as
+    through Django's cursor); without it, Django's connection.
+    """
+    sql = (
+        f'SELECT {COLUMNS} FROM flunq_events WHERE "position" > %s '
+        'AND "position" <= (SELECT flunq_horizon()) ORDER BY "position" LIMIT %s'
+    )
+    if conn is not None:
+        rows = conn.cursor(binary=True).execute(sql, [after, limit]).fetchall()
+    else:
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [after, limit])
+            rows = cursor.fetchall()
+    return [from_row(row) for row in rows]

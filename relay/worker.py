@@ -28,6 +28,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import psycopg
 from django.conf import settings
@@ -81,6 +82,9 @@ class Relay:
         self.lock_conn: psycopg.Connection | None = None
         self.holder = holder_name()
         self._last_heartbeat = 0.0
+        # The next batch, read in the background while the current one is published.
+        self._reader: ThreadPoolExecutor | None = None
+        self._prefetched: tuple[int, Future] | None = None
 
     # --- leadership --------------------------------------------------------------------------
 
@@ -102,6 +106,8 @@ class Relay:
         if not got:
             conn.close()
             return False
+        # The same session reads the batches (in binary; times in UTC like Django's).
+        conn.execute("SET TIME ZONE 'UTC'")
         conn.execute("LISTEN flunq_events")
         self.lock_conn = conn
         self.load_checkpoint()
@@ -112,6 +118,10 @@ class Relay:
     def release(self) -> None:
         """Give up the lock (closing its session) and the broker connection."""
         self.disconnect()
+        self._drop_prefetched()
+        if self._reader is not None:
+            self._reader.shutdown(wait=True)
+            self._reader = None
         if self.lock_conn is not None:
             try:
                 self.lock_conn.close()
@@ -136,10 +146,13 @@ class Relay:
         Raises ``BrokerUnavailable`` (after recording it as the sink's last error) when the broker
         did not acknowledge the batch; the checkpoint has not moved.
         """
-        events, _ = read_batch(self.position, self.batch_size)
+        events = self._take_prefetched() or read_batch(self.position, self.batch_size, self.lock_conn)
         if not events:
             self._heartbeat()
             return False
+        if len(events) == self.batch_size:
+            # Read the next batch while this one is on its way to the broker.
+            self._prefetch(events[-1].position)
         results: list[EventRejected | None] = [None] * len(events)
         to_send: list[int] = []
         for index, event in enumerate(events):
@@ -162,6 +175,7 @@ class Relay:
                     results[index] = result
         except BrokerUnavailable as exc:
             self.failures += 1
+            self._drop_prefetched()
             self.disconnect()
             self._record_error(str(exc))
             raise
@@ -190,6 +204,10 @@ class Relay:
             if result is not None
         ]
         with transaction.atomic():
+            # Losing this commit in a database crash only means publishing the batch again, so it
+            # need not wait for the WAL flush.
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL synchronous_commit = off")
             moved = Checkpoint.objects.filter(
                 sink=self.sink, position=self.position, epoch=self.epoch
             ).update(
@@ -204,8 +222,26 @@ class Relay:
             self._last_heartbeat = time.monotonic()
         else:
             # Rewound (or moved by someone else) meanwhile: continue from there.
+            self._drop_prefetched()
             self.load_checkpoint()
             log.info("relay %s checkpoint moved to %s by a rewind", self.sink, self.position)
+
+    def _prefetch(self, after: int) -> None:
+        if self._reader is None:
+            self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"relay-{self.sink}-read")
+        self._prefetched = (after, self._reader.submit(read_batch, after, self.batch_size, self.lock_conn))
+
+    def _take_prefetched(self) -> list[RelayEvent]:
+        if self._prefetched is None:
+            return []
+        after, future = self._prefetched
+        self._prefetched = None
+        return future.result() if after == self.position else []
+
+    def _drop_prefetched(self) -> None:
+        if self._prefetched is not None:
+            self._prefetched[1].cancel()
+            self._prefetched = None
 
     def _record_error(self, message: str) -> None:
         log.warning("relay %s: broker unavailable (attempt %s): %s", self.sink, self.failures, message)
@@ -251,6 +287,18 @@ class Relay:
                     self.release()
                     self.failures += 1
                     connection.close()
+                    stop.wait(self.backoff())
+                except Exception as exc:
+                    # A client library failing in a way it does not document: keep the relay alive,
+                    # say so where operators look, and retry like any broker error.
+                    log.exception("relay %s: unexpected error", self.sink)
+                    self.failures += 1
+                    self.disconnect()
+                    self._drop_prefetched()
+                    try:
+                        self._record_error(f"unexpected: {exc!r}")
+                    except Exception:
+                        log.exception("relay %s: could not record the error", self.sink)
                     stop.wait(self.backoff())
         finally:
             self.release()

@@ -7,6 +7,7 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from access import tenancy
 from flunq_events import params
 from flunq_events.errors import InvalidRequest
 from flunq_events.openapi import ErrorSerializer
@@ -36,6 +37,7 @@ class SnapshotsView(APIView):
     def get(self, request, stream: str):
         query = request.query_params
         params.reject_unknown(query, ["type", "limit"])
+        tenancy.check_stream(request.user, stream)
         snapshots = selectors.list_snapshots(
             stream, type=params.text(query, "type"), limit=params.limit(query)
         )
@@ -62,6 +64,7 @@ class SnapshotsView(APIView):
             )
         if "version" not in body:
             raise InvalidRequest("version is required", field="version")
+        tenancy.check_stream(request.user, stream)
         snapshot, created = services.save_snapshot(
             stream, version=body["version"], state=body.get("state"), type=body.get("type")
         )
@@ -79,6 +82,7 @@ class LatestSnapshotView(APIView):
     )
     def get(self, request, stream: str):
         params.reject_unknown(request.query_params, ["type"])
+        tenancy.check_stream(request.user, stream)
         snapshot = selectors.require_latest_snapshot(stream, type=params.text(request.query_params, "type"))
         return Response(selectors.snapshot_as_dict(snapshot))
 
@@ -102,12 +106,13 @@ class StreamStateView(APIView):
         limit = params.integer(
             query, "limit", settings.PAGE_SIZE_MAX, minimum=1, maximum=settings.PAGE_SIZE_MAX
         )
+        tenancy.check_stream(request.user, stream)
         state = selectors.stream_state(stream, type=params.text(query, "type"), limit=limit)
         return Response(
             {
                 "stream": stream,
                 "snapshot": selectors.snapshot_as_dict(state.snapshot) if state.snapshot else None,
-                "events": state.events,
+                "events": tenancy.visible_events(request.user, state.events),
                 "last_version": state.stream.last_version,
                 "next_version": state.next_version,
             }

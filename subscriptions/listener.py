@@ -11,7 +11,8 @@ import logging
 import time
 
 import psycopg
-from django.db import connection
+
+from flunq_events.db import connect
 
 logger = logging.getLogger(__name__)
 CHANNELS = ("flunq_events", "flunq_subscriptions")
@@ -23,10 +24,7 @@ class Listener:
         self.conn: psycopg.Connection | None = None
 
     def _connect(self) -> psycopg.Connection:
-        params = connection.get_connection_params()
-        for key in ("cursor_factory", "context"):
-            params.pop(key, None)
-        conn = psycopg.connect(**params, autocommit=True)
+        conn = connect(autocommit=True)
         for channel in self.channels:
             conn.execute(f"LISTEN {channel}")
         return conn

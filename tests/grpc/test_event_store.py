@@ -219,3 +219,47 @@ def test_unknown_things_are_not_found(client, admin_client):
         result = failure(call, request)
         assert result.code == grpc.StatusCode.NOT_FOUND, (request, result.message)
         assert result.body["error"] == "not_found"
+
+
+def test_a_token_bound_to_a_tenant_sees_and_writes_only_that_tenant(channel, make_token, client):
+    from tests.grpc.conftest import Client
+    from tests.grpc.helpers import Reader
+
+    acme = Client(channel, make_token(["events:read", "events:write"], tenant="acme"))
+    other = client.events.Publish(
+        pb.PublishRequest(event=cloudevent("t-other", executionid="o1", tenantid="globex"))
+    )
+    wait_for_horizon(client, other.last_position)
+    subscription = Reader(acme.events.Subscribe(pb.SubscribeRequest(after=0), timeout=120))
+    try:
+        mine = acme.events.Publish(pb.PublishRequest(event=cloudevent("t-mine", executionid="m1")))
+        assert attribute(acme.events.GetEvent(pb.GetEventRequest(id="t-mine")).event, "tenantid") == "acme"
+        assert [e.event.id for e in subscription.events(1)] == ["t-mine"]  # never globex's event
+        wait_for_horizon(client, mine.last_position)
+        assert [e.event.id for e in acme.events.ReadAll(pb.ReadAllRequest()).events] == ["t-mine"]
+        assert [s.name for s in acme.events.ListStreams(pb.ListStreamsRequest()).streams] == ["execution-m1"]
+
+        foreign = failure(acme.events.Publish, pb.PublishRequest(event=cloudevent("t-x", tenantid="globex")))
+        assert (
+            foreign.code == grpc.StatusCode.PERMISSION_DENIED and foreign.body["error"] == "forbidden_tenant"
+        )
+        asked = failure(acme.events.ReadAll, pb.ReadAllRequest(filter=pb.EventFilter(tenantid="globex")))
+        assert asked.code == grpc.StatusCode.PERMISSION_DENIED
+        for call, request in [
+            (acme.events.GetEvent, pb.GetEventRequest(id="t-other")),
+            (acme.events.GetStream, pb.GetStreamRequest(stream="execution-o1")),
+            (acme.events.ReadStream, pb.ReadStreamRequest(stream="execution-o1")),
+            (acme.snapshots.GetStreamState, pb.GetStreamStateRequest(stream="execution-o1")),
+            (
+                acme.snapshots.SaveSnapshot,
+                pb.SaveSnapshotRequest(stream="execution-o1", version=0, state_json="{}"),
+            ),
+        ]:
+            assert failure(call, request).code == grpc.StatusCode.NOT_FOUND, request
+        into = failure(
+            acme.events.AppendToStream,
+            pb.AppendToStreamRequest(stream="execution-o1", events=[cloudevent("t-y")]),
+        )
+        assert into.code == grpc.StatusCode.PERMISSION_DENIED
+    finally:
+        subscription.close()

@@ -198,3 +198,21 @@ def test_admin_lists_snapshots_per_stream(api, admin_client):
     row = Snapshot.objects.get(stream_id="execution-11", version=snapshot_id["version"])
     detail = admin_client.get(f"/admin/snapshots/snapshot/{row.pk}/change/")
     assert detail.status_code == 200 and "&lt;b&gt;kept&lt;/b&gt;" in detail.content.decode()
+
+
+def test_a_tenant_sees_only_its_streams_snapshots(api, make_token, client):
+    append(
+        [from_structured({"specversion": "1.0", "id": "tn-1", "source": "/t", "type": "task.completed",
+                          "executionid": "g1", "tenantid": "globex"})]
+    )  # fmt: skip
+    assert api.post(_url("execution-g1"), {"version": 0, "state": {}}, format="json").status_code == 201
+    acme = {"HTTP_AUTHORIZATION": f"Bearer {make_token(['events:read', 'events:write'], tenant='acme')}"}
+    for response in (
+        client.get(_url("execution-g1"), **acme),
+        client.get(_url("execution-g1", "snapshots/latest"), **acme),
+        client.get(_url("execution-g1", "state"), **acme),
+        client.post(
+            _url("execution-g1"), {"version": 0, "state": {}}, content_type="application/json", **acme
+        ),
+    ):
+        assert response.status_code == 404, response.content

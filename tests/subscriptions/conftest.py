@@ -12,7 +12,9 @@ from typing import Any
 
 import orjson
 import pytest
+from django.db import connection
 
+from events import horizon
 from events.cloudevents import from_structured
 from events.services import append
 
@@ -110,7 +112,21 @@ def append_to(stream: str, count: int = 1, type_: str = "task.completed", **attr
     return [item.position for item in result.events]
 
 
-def run_until(step: Callable[[], Any], condition: Callable[[], bool], timeout: float = 30.0) -> None:
+def caught_up() -> int:
+    """Wait until the safe horizon covers every committed event; returns it.
+
+    The horizon is cluster-wide: another test run's open transaction on the same server can hold
+    it back for a while (at most its idle-in-transaction timeout).
+    """
+    with connection.cursor() as cursor:
+        cursor.execute('SELECT coalesce(max("position"), 0) FROM flunq_events')
+        last = cursor.fetchone()[0]
+    reached = horizon.wait_for(last, 60.0)
+    assert reached >= last, f"the horizon stayed at {reached}, below {last}"
+    return reached
+
+
+def run_until(step: Callable[[], Any], condition: Callable[[], bool], timeout: float = 60.0) -> None:
     """Call ``step`` until ``condition()`` holds; fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while not condition():

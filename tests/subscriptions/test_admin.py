@@ -6,7 +6,7 @@ import pytest
 
 from subscriptions import pull
 from subscriptions.models import DeadLetter, ReplayJob, Subscription
-from tests.subscriptions.conftest import append_to
+from tests.subscriptions.conftest import append_to, caught_up
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -17,6 +17,7 @@ CHANGELIST = "/admin/subscriptions/subscription/"
 def parked(api):
     """A pull subscription with one parked dead letter."""
     append_to("adm-1", 2)
+    caught_up()
     sub = api.post(
         "/api/v1/subscriptions", {"name": "adm", "kind": "pull", "start": "beginning"}, format="json"
     )

@@ -7,7 +7,7 @@ import uuid
 import pytest
 from rest_framework.test import APIClient
 
-from tests.subscriptions.conftest import append_to
+from tests.subscriptions.conftest import append_to, caught_up
 
 pytestmark = pytest.mark.django_db
 
@@ -250,6 +250,7 @@ def test_tenant_subscription_receives_only_its_tenant(make_token):
     sub = pull_sub(acme, start="beginning")
     append_to("t-1", 1, tenantid="other")
     mine = append_to("t-1", 1, tenantid="acme")
+    caught_up()
     got = acme.post(f"{URL}/{sub['id']}/fetch", {"consumer": "c"}, format="json").json()["messages"]
     assert [m["event"]["position"] for m in got] == mine
 

@@ -14,12 +14,13 @@ from events.cloudevents import from_structured
 from events.services import append
 from subscriptions import pull
 from subscriptions.models import DeadLetter, Subscription, SubscriptionStream
-from tests.subscriptions.conftest import append_to, event, run_until
+from tests.subscriptions.conftest import append_to, caught_up, event, run_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def create_pull(api, **extra) -> str:
+    caught_up()
     body = {
         "name": "group",
         "kind": "pull",
@@ -70,6 +71,7 @@ def test_one_stream_goes_to_one_consumer_at_a_time_in_order(api):
         "stale": [],
     }
     more_b = append_to("pull-b", 1)
+    caught_up()
     second = fetch(api, sub, "c2")
     assert [m["event"]["position"] for m in second] == more_b
     # An ack from someone else's attempt is stale and changes nothing.

@@ -8,7 +8,7 @@ from events.selectors import get_event
 from subscriptions import pull
 from subscriptions.delivery import Deliverer
 from subscriptions.models import ReplayJob, Subscription
-from tests.subscriptions.conftest import append_to, run_until
+from tests.subscriptions.conftest import append_to, caught_up, run_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -16,12 +16,14 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def _time(position: int) -> str:
     from events.selectors import read_all
 
+    caught_up()
     event = read_all(position - 1, 1).events[0]
     return event["recordedtime"].isoformat().replace("+00:00", "Z")
 
 
 def test_replay_by_time_delivers_exactly_the_slice(api, admin_api):
     positions = [append_to(f"replay-{i % 3}", 1, type_="task.completed")[0] for i in range(10)]
+    caught_up()
     sub_id = api.post(
         "/api/v1/subscriptions", {"name": "r", "kind": "pull", "start": "now"}, format="json"
     ).json()["id"]
@@ -52,6 +54,7 @@ def test_replay_by_position_and_types_to_a_webhook(api, admin_api, allow_local, 
     append_to("mixed-1", 2, type_="workflow.created")
     wanted = append_to("mixed-1", 2, type_="task.completed")
     append_to("mixed-1", 1, type_="task.completed")
+    caught_up()
     sub = api.post(
         "/api/v1/subscriptions", {"name": "w", "kind": "webhook", "url": receiver.url}, format="json"
     ).json()
@@ -68,6 +71,7 @@ def test_replay_by_position_and_types_to_a_webhook(api, admin_api, allow_local, 
 
 def test_cancel_a_replay(api, admin_api):
     append_to("cancel-1", 5)
+    caught_up()
     sub_id = api.post(
         "/api/v1/subscriptions", {"name": "c", "kind": "pull", "start": "now"}, format="json"
     ).json()["id"]
@@ -85,6 +89,7 @@ def test_cancel_a_replay(api, admin_api):
 
 def test_rewind_moves_the_live_checkpoint(api, admin_api):
     positions = append_to("rewind-1", 3)
+    caught_up()
     sub_id = api.post(
         "/api/v1/subscriptions", {"name": "rw", "kind": "pull", "start": "now"}, format="json"
     ).json()["id"]

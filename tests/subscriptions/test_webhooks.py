@@ -11,7 +11,7 @@ from standardwebhooks.webhooks import WebhookVerificationError
 
 from subscriptions.delivery import Deliverer
 from subscriptions.models import DeadLetter, Subscription, SubscriptionStream
-from tests.subscriptions.conftest import append_to, run_until
+from tests.subscriptions.conftest import append_to, caught_up, run_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -191,6 +191,7 @@ def test_an_address_refused_at_delivery_time_is_never_contacted(
 
 def test_filter_and_start_now(api, allow_local, receiver, deliverer):
     append_to("before-1", 2)
+    caught_up()
     create(api, receiver, start="now", filter={"types": ["workflow.*"]})
     append_to("after-1", 1, type_="task.completed")
     wanted = append_to("after-1", 1, type_="workflow.created")

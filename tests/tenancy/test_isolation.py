@@ -205,6 +205,14 @@ def test_global_log_of_a_tenant_holds_exactly_its_events(make_token, world):
     # an admin token bound to a tenant is bound all the same
     read = rest(lambda w: f"/api/v1/events?limit=1000&{w.wait}")(caller(make_token, GLOBEX, ["admin"]), world)
     assert read.status == 200 and leaks(read, world) == []
+    # the same id under another source (last: the id is then globex's too): each tenant gets its
+    # own event, not a 409 listing the sources
+    shared = world.ids[2]
+    assert post(globex.api, cloudevent(id=shared, source="/globex")).status_code == 201
+    mine = globex.api.get(f"/api/v1/events/{shared}")
+    assert mine.status_code == 200 and mine.json()["tenantid"] == GLOBEX
+    assert leaks(Read(f"/api/v1/events/{shared}", 200, mine.content.decode()), world) == []
+    assert acme.api.get(f"/api/v1/events/{shared}").json()["source"] == world.source
 
 
 # --- writes ----------------------------------------------------------------------------------
