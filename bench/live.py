@@ -437,7 +437,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", default="1,100,1000", help="client counts, comma-separated")
     parser.add_argument("--rate", type=float, default=1000.0, help="appended events per second")
     parser.add_argument("--seconds", type=float, default=10.0, help="seconds per client count")
-    parser.add_argument("--threads", type=int, default=4, help="appender threads")
+    parser.add_argument("--threads", type=int, default=8, help="appender threads")
     parser.add_argument("--probes", type=int, default=4, help="clients that measure latency")
     parser.add_argument("--long", action="store_true", help="add a 10-minute run with 100 clients")
     parser.add_argument("--long-seconds", type=float, default=600.0)
