@@ -249,6 +249,7 @@ async def feed_round(base: str, pid: int | None, clients: int, probes: int, args
 
     sampler = MemorySampler(pid) if pid else contextlib.nullcontext()
     cpu_before = cpu_seconds(pid) if pid else None
+    own_before = time.process_time()
     appends_began = time.monotonic()
     with sampler:
         commits, elapsed = await asyncio.to_thread(append_paced, args.rate, args.seconds, args.threads)
@@ -258,6 +259,11 @@ async def feed_round(base: str, pid: int | None, clients: int, probes: int, args
             await asyncio.sleep(0.05)
     server_cpu = cpu_seconds(pid) - cpu_before if pid else None
     window = time.monotonic() - appends_began
+    print(
+        f"  CPU over {window:.1f} s: server {server_cpu or 0:.1f} s, "
+        f"this load generator {time.process_time() - own_before:.1f} s",
+        flush=True,
+    )
     delivered = sum(sink.events for _, sink in sinks) + sum(len(s.arrivals) for s in states)
     stop.set()
     for task in tasks:

@@ -236,10 +236,16 @@ def read_stream(name: str, *, from_version: int | None, limit: int, backwards: b
     return StreamPage(stream=stream, events=events, next_version=next_version)
 
 
-def get_event(event_id: str, source: str | None = None) -> dict[str, Any]:
-    """One event by id; ``source`` disambiguates when several sources used the same id."""
+def get_event(event_id: str, source: str | None = None, *, tenantid: str | None = None) -> dict[str, Any]:
+    """One event by id; ``source`` disambiguates when several sources used the same id.
+
+    ``tenantid`` restricts the lookup to one tenant's events (tenant-bound callers).
+    """
     sql = f"SELECT {COLUMNS} FROM flunq_events WHERE id = %s"
     params: list[Any] = [event_id]
+    if tenantid is not None:
+        sql += " AND tenantid = %s"
+        params.append(tenantid)
     if source is not None:
         sql += " AND source = %s"
         params.append(source)

@@ -33,6 +33,7 @@ from flunq_events.errors import (
     DuplicateEventConflict,
     InvalidRequest,
     StreamDeleted,
+    TenantForbidden,
     WrongExpectedVersion,
 )
 
@@ -102,9 +103,17 @@ def parse_expected_version(value: str | int | None) -> str:
 
 @metrics.observe_append
 def append(
-    events: Sequence[NewEvent], *, stream: str | None = None, expected_version: str = ANY
+    events: Sequence[NewEvent],
+    *,
+    stream: str | None = None,
+    expected_version: str = ANY,
+    tenant: str | None = None,
 ) -> AppendResult:
-    """Append ``events`` atomically, to ``stream`` or each to its derived stream."""
+    """Append ``events`` atomically, to ``stream`` or each to its derived stream.
+
+    ``tenant`` is the tenant of a tenant-bound caller: events without ``tenantid`` get it, events
+    naming another tenant and streams of another tenant are refused (403).
+    """
     if not events:
         raise InvalidRequest("no events to append")
     if len(events) > settings.MAX_BATCH_EVENTS:
@@ -132,10 +141,12 @@ def append(
             f"this batch spans {len(set(streams))} streams",
             field="expected_version",
         )
+    if tenant is not None:
+        _stamp_tenant(events, tenant)
     for hook in before_append:
         hook(events, streams)
     payload = orjson.dumps([event.row(name) for event, name in zip(events, streams, strict=True)])
-    rows = _execute(payload.decode(), expected_version)
+    rows = _execute(payload.decode(), expected_version, tenant)
     if not all(row[4] for row in rows):  # something new committed (or will, with the transaction)
         transaction.on_commit(notifier.poke)
     return AppendResult(
@@ -146,14 +157,30 @@ def append(
     )
 
 
-def _execute(payload: str, expected_version: str) -> list[tuple]:
+def _stamp_tenant(events: Sequence[NewEvent], tenant: str) -> None:
+    for index, event in enumerate(events):
+        if event.tenantid is None:
+            event.tenantid = tenant
+        elif event.tenantid != tenant:
+            where = f"/{index}/tenantid" if len(events) > 1 else "/tenantid"
+            raise TenantForbidden(
+                f"{where}: this token writes events of tenant {tenant!r} only, got {event.tenantid!r}",
+                attribute=where,
+                expected=tenant,
+                actual=event.tenantid,
+            )
+
+
+def _execute(payload: str, expected_version: str, tenant: str | None) -> list[tuple]:
     # A concurrent append of the same (source, id) to another stream is caught by the unique index;
     # the retry then finds the committed original and answers idempotently (or 409).
     attempts = 1 if connection.in_atomic_block else 2
     for attempt in range(attempts):
         try:
             with connection.cursor() as cursor:
-                cursor.execute("SELECT * FROM flunq_append(%s::jsonb, %s)", [payload, expected_version])
+                cursor.execute(
+                    "SELECT * FROM flunq_append(%s::jsonb, %s, %s)", [payload, expected_version, tenant]
+                )
                 return cursor.fetchall()
         except IntegrityError as exc:
             if attempt + 1 < attempts and _sqlstate(exc) == "23505":
@@ -203,6 +230,15 @@ def _translate(exc: DatabaseError) -> Exception:
         return StreamDeleted(
             f"stream {detail['stream']!r} is deleted; recreate it with POST /api/v1/streams to append",
             stream=detail["stream"],
+        )
+    if state == "FQ007":
+        return TenantForbidden(
+            f"stream {detail['stream']!r} belongs to another tenant", stream=detail["stream"]
+        )
+    if state == "FQ008":
+        # Names nothing of the stored event: it is another tenant's.
+        return DuplicateEventConflict(
+            "this source and id are taken by an event this token cannot see; use a source of your own"
         )
     if state == "FQ001":
         return InvalidRequest("append must be the first write of its transaction")

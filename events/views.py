@@ -122,11 +122,11 @@ class EventsView(APIView):
     def post(self, request):
         params.reject_unknown(request.query_params, ["stream", "expected_version"])
         events, batch = events_from_request(request)
-        tenancy.check_append(request.user, events, stream=params.text(request.query_params, "stream"))
         result = services.append(
             events,
             stream=params.text(request.query_params, "stream"),
             expected_version=services.parse_expected_version(request.query_params.get("expected_version")),
+            tenant=tenancy.tenant_of(request.user),
         )
         return append_response(request, result, batch)
 
@@ -190,10 +190,10 @@ class StreamEventsView(APIView):
     def post(self, request, stream: str):
         params.reject_unknown(request.query_params, ["expected_version"])
         events, batch = events_from_request(request)
-        tenancy.check_append(request.user, events, stream=stream)
         result = services.append(
             events,
             stream=stream,
             expected_version=services.parse_expected_version(request.query_params.get("expected_version")),
+            tenant=tenancy.tenant_of(request.user),
         )
         return append_response(request, result, batch)

@@ -32,6 +32,11 @@ class InvalidEvent(ServiceError):
     code = "invalid_event"
 
 
+class TenantForbidden(ServiceError):
+    code = "forbidden_tenant"
+    http_status = 403
+
+
 class NotFound(ServiceError):
     code = "not_found"
     http_status = 404

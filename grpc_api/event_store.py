@@ -30,8 +30,12 @@ class EventStore:
     def AppendToStream(self, request: pb.AppendToStreamRequest, principal: Principal) -> pb.AppendResponse:
         stream = convert.text(request.stream, "stream", required=True)
         events = convert.new_events(request.events)
-        tenancy.check_append(principal, events, stream=stream)
-        result = services.append(events, stream=stream, expected_version=convert.expected_version(request))
+        result = services.append(
+            events,
+            stream=stream,
+            expected_version=convert.expected_version(request),
+            tenant=tenancy.tenant_of(principal),
+        )
         return convert.append_response(result)
 
     @unary("events:write")
@@ -39,14 +43,14 @@ class EventStore:
         if not request.HasField("event"):
             raise InvalidRequest("event is required", field="event")
         events = [convert.new_event(request.event)]
-        tenancy.check_append(principal, events)
-        return convert.append_response(services.append(events))
+        return convert.append_response(services.append(events, tenant=tenancy.tenant_of(principal)))
 
     @unary("events:write")
     def PublishBatch(self, request: pb.PublishBatchRequest, principal: Principal) -> pb.AppendResponse:
         events = convert.new_events(request.events)
-        tenancy.check_append(principal, events)
-        result = services.append(events, expected_version=convert.expected_version(request))
+        result = services.append(
+            events, expected_version=convert.expected_version(request), tenant=tenancy.tenant_of(principal)
+        )
         return convert.append_response(result)
 
     @unary("events:read")

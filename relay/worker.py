@@ -43,8 +43,10 @@ log = logging.getLogger("relay")
 
 # First key of the two-key advisory lock; the second is hashtext(sink).
 LOCK_CLASS = 4243
-# More than the attributes of any event can take in JSON (each at most 2048 characters, at most
-# 50 extensions); an event whose data is small next to the limit needs no exact measure.
+# Room left for the attributes when deciding without rendering that an event is under
+# RELAY_MAX_MESSAGE_BYTES (64 attributes of at most 2048 characters: 128 KiB of ASCII). Only
+# attributes full of multi-byte or escaped characters could slip past; the broker's own limit
+# (dead-lettered too) still catches those.
 ATTRIBUTES_BOUND = 256 * 1024
 
 

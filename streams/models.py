@@ -25,6 +25,9 @@ class Stream(models.Model):
     # Retention for stream reads, like KurrentDB's $maxAge/$maxCount; null = keep everything.
     max_age = models.PositiveIntegerField(null=True, blank=True, help_text="seconds")
     max_count = models.PositiveIntegerField(null=True, blank=True)
+    # The tenant of the stream's first event, or of the tenant-bound caller that created it;
+    # a tenant-bound token sees and writes only its own streams (access/tenancy.py).
+    tenant = models.TextField(null=True, blank=True, db_index=True)
     metadata = models.JSONField(db_default=models.Value({}, output_field=models.JSONField()), blank=True)
 
     class Meta:

@@ -20,7 +20,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from events.cloudevents import check_stream_name
-from flunq_events.errors import Conflict, InvalidRequest, NotFound
+from flunq_events.errors import Conflict, InvalidRequest, NotFound, TenantForbidden
 from streams.models import Stream
 
 METADATA_FIELDS = ("max_age", "max_count", "metadata")
@@ -49,17 +49,23 @@ def _check_metadata(values: dict[str, Any]) -> dict[str, Any]:
     return clean
 
 
-def create_stream(name: str, **values: Any) -> tuple[Stream, bool]:
-    """Create ``name`` or recreate it after a delete; returns (stream, recreated)."""
+def create_stream(name: str, *, tenant: str | None = None, **values: Any) -> tuple[Stream, bool]:
+    """Create ``name`` or recreate it after a delete; returns (stream, recreated).
+
+    ``tenant``: the tenant of a tenant-bound caller, who owns the new stream and may not touch
+    another tenant's.
+    """
     check_stream_name(name)
     clean = _check_metadata(values)
     with transaction.atomic():
         _lock(name)
         stream = Stream.objects.select_for_update().filter(name=name).first()
         if stream is None:
-            stream = Stream.objects.create(name=name, category=name.split("-", 1)[0], **clean)
+            stream = Stream.objects.create(name=name, category=name.split("-", 1)[0], tenant=tenant, **clean)
             stream.refresh_from_db()
             return stream, False
+        if tenant is not None and stream.tenant != tenant:
+            raise TenantForbidden(f"stream {name!r} belongs to another tenant", stream=name)
         if stream.deleted_at is None:
             raise Conflict(f"stream {name!r} exists already", stream=name)
         stream.deleted_at = None

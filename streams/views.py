@@ -74,8 +74,9 @@ class StreamsView(APIView):
         name = body.get("name")
         if not isinstance(name, str):
             raise InvalidRequest("name is required and must be a string", field="name")
-        tenancy.check_stream_writable(request.user, name)
-        stream, _ = create_stream(name, **{k: v for k, v in body.items() if k != "name"})
+        stream, _ = create_stream(
+            name, tenant=tenancy.tenant_of(request.user), **{k: v for k, v in body.items() if k != "name"}
+        )
         return Response(stream_as_dict(stream), status=201)
 
 

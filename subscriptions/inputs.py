@@ -11,10 +11,12 @@ from datetime import datetime
 from typing import Any
 
 from events.cloudevents import parse_time
-from events.selectors import EventFilter
 from flunq_events.errors import InvalidRequest
 
-FILTER_FIELDS = ("types", *EventFilter.EQUALITY, "category")
+# The filter a subscription stores: the fields of events.selectors.EventFilter (without the time
+# bounds), named here because each is a column of the subscription.
+FILTER_FIELDS = ("types", "source", "subject", "stream", "category", "tenantid", "workflowid", "executionid",
+                 "taskid", "correlationid")  # fmt: skip
 MAX_TEXT = 2048
 MAX_TYPES = 100
 MAX_BACKOFF_STEPS = 50

@@ -1,8 +1,9 @@
 """Wake a worker when something may be ready: LISTEN on PostgreSQL channels, with a timeout.
 
-Appends notify ``flunq_events`` once committed (``events/notify.py``); subscription changes, redrives and replays notify
-``flunq_subscriptions``. Notifications can be lost (a reconnect, a crash), so callers also wake on
-the timeout (polling fallback). Uses its own autocommit connection, never Django's.
+Appends notify ``flunq_events`` once committed (``events/notify.py``); subscription changes,
+redrives and replays notify ``flunq_subscriptions``. Notifications can be lost (a reconnect, a
+crash), so callers also wake on the timeout (polling fallback). Uses its own autocommit
+connection, never Django's.
 """
 
 from __future__ import annotations

@@ -17,12 +17,13 @@ letter queue and the stream moves on.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 
 from flunq_events.errors import Conflict, InvalidRequest
@@ -77,6 +78,26 @@ def parse_ack_ids(values: object) -> list[tuple[int, int]]:
     return parsed
 
 
+def _retry_deadlocks(function):
+    """Run ``function`` again when PostgreSQL chose its transaction as a deadlock victim.
+
+    Lock orders are kept consistent (see ``subscriptions.queue``), but deleting a subscription
+    or a concurrent foreign-key check can still meet a consumer's transaction the other way round.
+    """
+
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        for attempt in range(3):
+            try:
+                return function(*args, **kwargs)
+            except OperationalError as exc:
+                if getattr(exc.__cause__, "sqlstate", None) != "40P01" or attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    return wrapper
+
+
 def _require_pull(subscription: Subscription) -> None:
     if subscription.kind != Subscription.PULL:
         raise Conflict(
@@ -86,6 +107,7 @@ def _require_pull(subscription: Subscription) -> None:
         )
 
 
+@_retry_deadlocks
 def fetch(
     subscription: Subscription, *, consumer: str, max_events: int, lease_seconds: float
 ) -> list[Message]:
@@ -210,6 +232,7 @@ def _settle(subscription: Subscription, consumer: str, ids: list[tuple[int, int]
     return {"count": len(done), "stale": stale}
 
 
+@_retry_deadlocks
 def ack(subscription: Subscription, *, consumer: str, ack_ids: list[tuple[int, int]]) -> dict[str, Any]:
     """Settle messages as processed; returns ``{"acked": n, "stale": [...]}``."""
     _require_pull(subscription)
@@ -222,6 +245,7 @@ def ack(subscription: Subscription, *, consumer: str, ack_ids: list[tuple[int, i
     return {"acked": result["count"], "stale": result["stale"]}
 
 
+@_retry_deadlocks
 def nack(
     subscription: Subscription,
     *,

@@ -30,6 +30,7 @@ from django.utils import timezone
 
 from events import horizon as horizon_
 from events.selectors import COLUMNS, EventFilter, to_cloudevent
+from subscriptions.inputs import FILTER_FIELDS
 from subscriptions.models import ReplayJob, Subscription
 
 SCAN_PAGE = 5000
@@ -37,8 +38,7 @@ SCAN_PAGE = 5000
 
 def subscription_filter(subscription: Subscription) -> EventFilter:
     return EventFilter(
-        types=list(subscription.types),
-        **{name: getattr(subscription, name) for name in (*EventFilter.EQUALITY, "category")},
+        types=list(subscription.types), **{name: getattr(subscription, name) for name in FILTER_FIELDS[1:]}
     )
 
 

@@ -51,7 +51,11 @@ LANGUAGE sql STABLE AS $$
         LIMIT 1), 0)
 $$;
 
-CREATE OR REPLACE FUNCTION flunq_append(p_events jsonb, p_expected text DEFAULT 'any')
+-- p_tenant: the tenant a tenant-bound caller writes for (NULL: an unrestricted caller). A stream
+-- belongs to the tenant of its first event (or of the tenant-bound caller that created it).
+DROP FUNCTION IF EXISTS flunq_append(jsonb, text);
+CREATE OR REPLACE FUNCTION flunq_append(p_events jsonb, p_expected text DEFAULT 'any',
+                                        p_tenant text DEFAULT NULL)
 RETURNS TABLE(o_position bigint, o_stream text, o_version bigint, o_recordedtime timestamptz,
               o_duplicate boolean)
 LANGUAGE plpgsql AS $$
@@ -62,6 +66,7 @@ DECLARE
     v_conflicts jsonb;
     v_last bigint;
     v_deleted timestamptz;
+    v_owner text;
     v_draw record;
 BEGIN
     -- 1. One appender per stream at a time, streams locked in name order so batches never
@@ -78,6 +83,14 @@ BEGIN
       FROM jsonb_array_elements(p_events) e
       JOIN flunq_events ev ON ev.source = e->>'source' AND ev.id = e->>'id';
     IF v_found > 0 THEN
+        -- Before anything that names the stored event: it may be another tenant's.
+        IF p_tenant IS NOT NULL AND EXISTS (
+            SELECT 1 FROM jsonb_array_elements(p_events) e
+              JOIN flunq_events ev ON ev.source = e->>'source' AND ev.id = e->>'id'
+             WHERE ev.tenantid IS DISTINCT FROM p_tenant) THEN
+            RAISE EXCEPTION 'flunq: source and id are taken by an event of another tenant'
+                USING ERRCODE = 'FQ008';
+        END IF;
         IF v_conflicts IS NOT NULL THEN
             RAISE EXCEPTION 'flunq: event id reused with different content'
                 USING ERRCODE = 'FQ003', DETAIL = jsonb_build_object('events', v_conflicts)::text;
@@ -97,8 +110,15 @@ BEGIN
 
     -- 3. Deleted streams refuse appends; the expected version is checked under the stream lock.
     FOR v_stream IN SELECT DISTINCT e->>'stream' FROM jsonb_array_elements(p_events) e LOOP
-        SELECT s.last_version, s.deleted_at INTO v_last, v_deleted
+        SELECT s.last_version, s.deleted_at, s.tenant INTO v_last, v_deleted, v_owner
           FROM flunq_streams s WHERE s.name = v_stream;
+        -- A tenant writes into its own streams and new ones; the check comes first so that
+        -- nothing else of another tenant's stream (deleted, version) is revealed.
+        IF p_tenant IS NOT NULL AND v_owner IS DISTINCT FROM p_tenant
+           AND (v_owner IS NOT NULL OR coalesce(v_last, -1) >= 0) THEN
+            RAISE EXCEPTION 'flunq: stream % belongs to another tenant', v_stream
+                USING ERRCODE = 'FQ007', DETAIL = jsonb_build_object('stream', v_stream)::text;
+        END IF;
         IF v_deleted IS NOT NULL THEN
             RAISE EXCEPTION 'flunq: stream % is deleted', v_stream
                 USING ERRCODE = 'FQ004', DETAIL = jsonb_build_object('stream', v_stream)::text;
@@ -140,16 +160,20 @@ BEGIN
                n.e->>'correlationid', n.e->>'causationid', coalesce(n.e->'extensions', '{}'),
                v_draw.o_time, decode(n.e->>'hash', 'hex')
           FROM numbered n
-        RETURNING ev."position", ev.stream, ev."version", ev.recordedtime
+        RETURNING ev."position", ev.stream, ev."version", ev.recordedtime, ev.tenantid
     ), bookkeeping AS (
-        INSERT INTO flunq_streams AS s (name, category, last_version, last_position, last_event_at)
+        INSERT INTO flunq_streams AS s (name, category, last_version, last_position, last_event_at,
+                                        tenant)
         SELECT i.stream, split_part(i.stream, '-', 1), max(i."version"), max(i."position"),
-               v_draw.o_time
+               v_draw.o_time, (array_agg(i.tenantid ORDER BY i."version"))[1]
           FROM inserted i GROUP BY i.stream
         ON CONFLICT (name) DO UPDATE
            SET last_version = excluded.last_version,
                last_position = excluded.last_position,
-               last_event_at = excluded.last_event_at
+               last_event_at = excluded.last_event_at,
+               -- a stream created empty without a tenant takes its first event's
+               tenant = CASE WHEN s.last_version < 0 THEN coalesce(s.tenant, excluded.tenant)
+                             ELSE s.tenant END
     )
     SELECT i."position", i.stream, i."version", i.recordedtime, false
       FROM inserted i ORDER BY i."position";
