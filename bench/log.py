@@ -530,23 +530,32 @@ def main(argv: list[str] | None = None) -> int:
     common.log("machine: " + ", ".join(f"{key} {value}" for key, value in facts.items()))
     ours, peer, raw = Ours(), Peer(peer_url, pool_size=args.writers), Raw(url)
     rows: list[Row] = []
+    print("machine: " + ", ".join(f"{key} {value}" for key, value in facts.items()), flush=True)
+
+    def report(section: list[Row]) -> None:
+        # Each section is printed when done, so a failure later keeps what was measured.
+        rows.extend(section)
+        common.print_table(section)
+
     try:
         if "single" in args.sections:
-            rows += bench_appends(ours, peer, raw, 1, args.single_calls, args.rounds)
+            report(bench_appends(ours, peer, raw, 1, args.single_calls, args.rounds))
         if "concurrent" in args.sections:
-            rows += bench_appends(ours, peer, raw, args.writers, args.concurrent_calls, args.rounds)
+            report(bench_appends(ours, peer, raw, args.writers, args.concurrent_calls, args.rounds))
         if "batch" in args.sections:
-            rows += bench_batches(ours, peer, raw, args.batches, args.batch_size, args.rounds)
+            report(bench_batches(ours, peer, raw, args.batches, args.batch_size, args.rounds))
         if "read" in args.sections or "stream" in args.sections:
             stream, originator = load_reads(ours, peer, args.read_events, databases)
             if "read" in args.sections:
-                rows += bench_reads(ours, peer, raw, args.read_events, args.read_rounds)
+                report(bench_reads(ours, peer, raw, args.read_events, args.read_rounds))
             if "stream" in args.sections:
-                rows += bench_stream(ours, peer, raw, stream, originator, args.stream_reads, args.rounds)
+                report(bench_stream(ours, peer, raw, stream, originator, args.stream_reads, args.rounds))
         if "http" in args.sections:
             for pool in args.http_pools:
-                rows += bench_http(
-                    url, args.http_requests, args.http_concurrency, args.http_workers, pool, args.rounds
+                report(
+                    bench_http(
+                        url, args.http_requests, args.http_concurrency, args.http_workers, pool, args.rounds
+                    )
                 )
     finally:
         peer.close()
@@ -558,7 +567,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.keep:
             for name in databases:
                 common.drop_database(name)
-    print("machine: " + ", ".join(f"{key} {value}" for key, value in facts.items()))
+    print("\nall sections:")
     common.print_table(rows)
     if args.markdown:
         print()
