@@ -6,8 +6,11 @@ per-thread one); this builds it from the same ``DATABASES["default"]`` settings.
 
 from __future__ import annotations
 
+import functools
+
 import psycopg
 from django.conf import settings
+from django.db import OperationalError
 
 
 def conninfo() -> str:
@@ -30,3 +33,21 @@ def connect(*, autocommit: bool = True) -> psycopg.Connection:
 
 async def connect_async(*, autocommit: bool = True) -> psycopg.AsyncConnection:
     return await psycopg.AsyncConnection.connect(conninfo(), autocommit=autocommit)
+
+
+def retry_on_deadlock(function):
+    """Run ``function`` again (up to 3 times) when PostgreSQL chose its transaction as a deadlock
+    victim. Lock orders are kept consistent where we can; this covers the rest (e.g. deleting a
+    subscription while a consumer settles deliveries of it)."""
+
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        for attempt in range(3):
+            try:
+                return function(*args, **kwargs)
+            except OperationalError as exc:
+                if getattr(exc.__cause__, "sqlstate", None) != "40P01" or attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    return wrapper

@@ -17,15 +17,15 @@ letter queue and the stream moves on.
 
 from __future__ import annotations
 
-import functools
 import re
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from django.db import OperationalError, connection, transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
+from flunq_events.db import retry_on_deadlock
 from flunq_events.errors import Conflict, InvalidRequest
 from subscriptions import queue
 from subscriptions.models import DeadLetter, Subscription
@@ -78,26 +78,6 @@ def parse_ack_ids(values: object) -> list[tuple[int, int]]:
     return parsed
 
 
-def _retry_deadlocks(function):
-    """Run ``function`` again when PostgreSQL chose its transaction as a deadlock victim.
-
-    Lock orders are kept consistent (see ``subscriptions.queue``), but deleting a subscription
-    or a concurrent foreign-key check can still meet a consumer's transaction the other way round.
-    """
-
-    @functools.wraps(function)
-    def wrapper(*args, **kwargs):
-        for attempt in range(3):
-            try:
-                return function(*args, **kwargs)
-            except OperationalError as exc:
-                if getattr(exc.__cause__, "sqlstate", None) != "40P01" or attempt == 2:
-                    raise
-        raise AssertionError("unreachable")
-
-    return wrapper
-
-
 def _require_pull(subscription: Subscription) -> None:
     if subscription.kind != Subscription.PULL:
         raise Conflict(
@@ -107,7 +87,7 @@ def _require_pull(subscription: Subscription) -> None:
         )
 
 
-@_retry_deadlocks
+@retry_on_deadlock
 def fetch(
     subscription: Subscription, *, consumer: str, max_events: int, lease_seconds: float
 ) -> list[Message]:
@@ -232,7 +212,7 @@ def _settle(subscription: Subscription, consumer: str, ids: list[tuple[int, int]
     return {"count": len(done), "stale": stale}
 
 
-@_retry_deadlocks
+@retry_on_deadlock
 def ack(subscription: Subscription, *, consumer: str, ack_ids: list[tuple[int, int]]) -> dict[str, Any]:
     """Settle messages as processed; returns ``{"acked": n, "stale": [...]}``."""
     _require_pull(subscription)
@@ -245,7 +225,7 @@ def ack(subscription: Subscription, *, consumer: str, ack_ids: list[tuple[int, i
     return {"acked": result["count"], "stale": result["stale"]}
 
 
-@_retry_deadlocks
+@retry_on_deadlock
 def nack(
     subscription: Subscription,
     *,

@@ -26,6 +26,7 @@ from django.utils import timezone
 
 from access.principal import Principal
 from events import horizon, selectors
+from flunq_events.db import retry_on_deadlock
 from flunq_events.errors import Conflict, InvalidRequest, NotFound
 from subscriptions import ssrf, webhooks
 from subscriptions.models import DeadLetter, ReplayJob, Subscription
@@ -162,6 +163,7 @@ def update_subscription(
     return subscription
 
 
+@retry_on_deadlock
 def delete_subscription(subscription: Subscription) -> None:
     # Set-based deletes: the ORM's cascade would load every pending delivery into memory.
     with transaction.atomic(), connection.cursor() as cursor:
