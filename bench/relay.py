@@ -410,7 +410,9 @@ def main(argv: list[str] | None = None) -> int:
     facts = common.server_facts(url)
     common.log(f"appending {args.events} events")
     append_events(args.events)
-    events = read_batch(0, args.events)
+    # The horizon is cluster-wide: another database's open transaction can hold it back a moment.
+    while len(events := read_batch(0, args.events)) < args.events:
+        time.sleep(0.1)
     rows, notes = [], []
     for alias in args.backends.split(","):
         address = broker_address(alias)
