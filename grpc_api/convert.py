@@ -51,10 +51,23 @@ def _attribute(value: ce.CloudEvent.CloudEventAttributeValue, index: int | None,
             f"{_where(index, name)}: the attribute has no value", attribute=_where(index, name)
         )
     if kind == "ce_timestamp":
-        return format_time(value.ce_timestamp.ToDatetime(tzinfo=UTC))
+        try:
+            return format_time(value.ce_timestamp.ToDatetime(tzinfo=UTC))
+        except (ValueError, OverflowError) as exc:  # outside years 1-9999: grpcio would say UNKNOWN
+            raise InvalidEvent(
+                f"{_where(index, name)}: not a valid timestamp: {exc}", attribute=_where(index, name)
+            ) from None
     if kind == "ce_bytes":
         return base64.b64encode(value.ce_bytes).decode("ascii")
-    return getattr(value, kind)
+    return _without_nul(getattr(value, kind), index, name)
+
+
+def _without_nul(value: Any, index: int | None, name: str) -> Any:
+    # A REST body cannot carry NUL (the JSON parser refuses \u0000), but a protobuf string can, and
+    # PostgreSQL cannot store it: refuse it here rather than fail in the database.
+    if isinstance(value, str) and "\x00" in value:
+        raise InvalidEvent(f"{_where(index, name)}: must not contain NUL", attribute=_where(index, name))
+    return value
 
 
 def _json(raw: str | bytes, index: int | None) -> Any:
@@ -67,10 +80,10 @@ def _json(raw: str | bytes, index: int | None) -> Any:
 def new_event(message: ce.CloudEvent, index: int | None = None) -> NewEvent:
     """One CloudEvent message as a validated ``NewEvent`` (``InvalidEvent`` names the attribute)."""
     obj: dict[str, Any] = {
-        "id": message.id,
-        "source": message.source,
-        "specversion": message.spec_version,
-        "type": message.type,
+        "id": _without_nul(message.id, index, "id"),
+        "source": _without_nul(message.source, index, "source"),
+        "specversion": _without_nul(message.spec_version, index, "specversion"),
+        "type": _without_nul(message.type, index, "type"),
     }
     for name, value in message.attributes.items():
         if name in REQUIRED or name in DATA_KEYS or name == "spec_version":
@@ -83,7 +96,9 @@ def new_event(message: ce.CloudEvent, index: int | None = None) -> NewEvent:
     kind = message.WhichOneof("data")
     if kind == "text_data":
         obj["data"] = (
-            _json(message.text_data, index) if is_json_media_type(content_type) else message.text_data
+            _json(message.text_data, index)
+            if is_json_media_type(content_type)
+            else _without_nul(message.text_data, index, "data")
         )
     elif kind == "binary_data":
         raw = message.binary_data
@@ -91,7 +106,7 @@ def new_event(message: ce.CloudEvent, index: int | None = None) -> NewEvent:
             obj["data"] = _json(raw, index)
         elif content_type and content_type.split(";", 1)[0].strip().lower().startswith("text/"):
             try:
-                obj["data"] = raw.decode("utf-8")
+                obj["data"] = _without_nul(raw.decode("utf-8"), index, "data")
             except UnicodeDecodeError:
                 raise InvalidEvent(
                     f"{_where(index, 'data')}: text data is not valid UTF-8", attribute=_where(index, "data")

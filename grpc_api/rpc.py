@@ -14,7 +14,8 @@ Requests arrive as raw bytes and are decoded here, so a malformed message is INV
 (grpcio would answer INTERNAL). Authentication (``authorization: Bearer``) and the whole body of
 a unary call run in one hop to a database thread: Django's ORM is synchronous, and one hop per call
 keeps the event loop free and the overhead low. A ``ServiceError`` becomes its gRPC status
-(``grpc_api.errors``); a lost database connection is UNAVAILABLE.
+(``grpc_api.errors``); a lost database connection is UNAVAILABLE; anything else is logged and
+answered INTERNAL with a message that reveals nothing of the server.
 """
 
 from __future__ import annotations
@@ -138,6 +139,12 @@ async def _fail(context: grpc.aio.ServicerContext, exc: Exception) -> None:
     raise exc
 
 
+async def _crash(context: grpc.aio.ServicerContext, exc: Exception, rpc_name: str) -> None:
+    # grpcio would answer UNKNOWN with the exception's text (SQL, paths): say as little as REST's 500.
+    log.error("unexpected error in %s", rpc_name, exc_info=exc)
+    await context.abort(grpc.StatusCode.INTERNAL, "internal error; see the server log")
+
+
 def _unary_handler(method: Callable, spec: Rpc, request_class: type[Message], response_class, threads):
     def body(request: Message, header: str | None) -> Message:
         return method(request, authorize(header, spec.scope))
@@ -148,6 +155,10 @@ def _unary_handler(method: Callable, spec: Rpc, request_class: type[Message], re
             return await threads.run(body, request, _authorization(context))
         except (ServiceError, OperationalError, InterfaceError) as exc:
             await _fail(context, exc)
+        except grpc.aio.AbortError:
+            raise
+        except Exception as exc:
+            await _crash(context, exc, method.__name__)
 
     return grpc.unary_unary_rpc_method_handler(handle, response_serializer=response_class.SerializeToString)
 
@@ -160,6 +171,10 @@ def _stream_handler(method: Callable, spec: Rpc, request_class: type[Message], r
             await method(request, principal, context)
         except (ServiceError, OperationalError, InterfaceError) as exc:
             await _fail(context, exc)
+        except grpc.aio.AbortError:
+            raise
+        except Exception as exc:
+            await _crash(context, exc, method.__name__)
 
     return grpc.unary_stream_rpc_method_handler(handle, response_serializer=response_class.SerializeToString)
 

@@ -177,3 +177,43 @@ def test_auth_off_allows_everything_and_sigterm_stops_cleanly(transactional_db):
             assert anonymous.events.DeleteStream(pb.DeleteStreamRequest(stream="task")).deleted
     finally:
         assert server.stop() == 0, server.output()
+
+
+def test_nul_and_out_of_range_timestamps_are_invalid_not_unknown(client):
+    # PostgreSQL cannot store NUL and protobuf Timestamps reach beyond year 9999: both used to
+    # escape as UNKNOWN with the database's or protobuf's own text.
+    nul_text = cloudevent("n-6", datacontenttype="text/plain")
+    nul_text.text_data = "a\x00b"
+    nul_binary = cloudevent("n-7", datacontenttype="text/plain")
+    nul_binary.binary_data = b"a\x00b"
+    late = cloudevent("n-8")
+    late.attributes["time"].ce_timestamp.seconds = 253402300800  # 10000-01-01
+    early = cloudevent("n-9")
+    early.attributes["other"].ce_timestamp.seconds = -62135596801  # before 0001-01-01
+    cases = [
+        (cloudevent("a\x00b"), "/id"),
+        (cloudevent("n-1", source="/a\x00b"), "/source"),
+        (cloudevent("n-2", type="task.\x00"), "/type"),
+        (cloudevent("n-3", subject="a\x00b"), "/subject"),
+        (cloudevent("n-4", tenantid="t\x00"), "/tenantid"),
+        (_with_uri(cloudevent("n-5"), "origin", "http://x/\x00"), "/origin"),
+        (nul_text, "/data"),
+        (nul_binary, "/data"),
+        (late, "/time"),
+        (early, "/other"),
+    ]
+    for event, where in cases:
+        result = failure(client.events.Publish, pb.PublishRequest(event=event))
+        assert result.code == INVALID, (event, result.code, result.message)
+        assert result.body["error"] == "invalid_event" and result.body["attribute"] == where, result.body
+    batch = failure(
+        client.events.PublishBatch, pb.PublishBatchRequest(events=[cloudevent("n-ok"), cloudevent("n\x00")])
+    )
+    assert batch.code == INVALID and batch.body["attribute"] == "/1/id"
+    # nothing of the refused batch was written
+    assert failure(client.events.GetEvent, pb.GetEventRequest(id="n-ok")).code == grpc.StatusCode.NOT_FOUND
+
+
+def _with_uri(event, name: str, value: str):
+    event.attributes[name].ce_uri = value
+    return event

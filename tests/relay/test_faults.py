@@ -7,7 +7,8 @@ repeats); it prints how many repeats there were.
 1. steady load from concurrent writers;
 2. ``kill -9`` of the relay while it publishes, then a new one: nothing lost;
 3. the broker stopped under load, then started again: nothing lost, the relay recovers alone;
-4. two relays at once: one publishes; kill it and the other takes over.
+4. two relays at once: one publishes; kill it and the other takes over;
+and SIGTERM: the relay finishes its batch (acked and checkpointed) and exits 0.
 
 (5, a held-open append transaction, is in test_backends.py.)
 """
@@ -117,3 +118,21 @@ def test_two_relays_one_publishes_and_the_other_takes_over(broker, relay_process
     assert holder_pid(broker.alias) == standby.pid
     assert "active at position" in standby.output()
     assert_delivered(broker)
+
+
+def test_sigterm_finishes_the_batch_and_exits_cleanly(redis_url, relay_process):
+    broker = RedisBroker(redis_url)
+    try:
+        relay = relay_process(broker)
+        with ContinuousLoad() as load:
+            wait_until(lambda: checkpoint(broker.alias) > 0, 60, "the relay to publish")
+            assert relay.stop() == 0, relay.output()[-3000:]
+            load.stop()
+        stopped_at = checkpoint(broker.alias)
+        # Everything up to its checkpoint is on the broker: it stopped after acks, not before.
+        assert_delivered(broker, [row for row in logged_events() if row[0] <= stopped_at])
+        relay_process(broker)
+        wait_caught_up(broker.alias)
+        assert_delivered(broker)
+    finally:
+        broker.cleanup()

@@ -114,6 +114,16 @@ def test_unknown_and_deleted_streams(api):
         assert response.status_code == 410 and response.json()["error"] == "stream_deleted"
 
 
+def test_names_no_stream_can_have_are_not_found(api):
+    # %00 in the path used to reach PostgreSQL (which refuses NUL in text) and answer 500.
+    for name in ("a%00b", "%00", "-x", "a" * 300):
+        for tail in ("snapshots", "snapshots/latest", "state"):
+            response = api.get(_url(name, tail))
+            assert response.status_code == 404 and response.json()["error"] == "not_found", (name, tail)
+        saved = api.post(_url(name), {"version": 0, "state": {}}, format="json")
+        assert 400 <= saved.status_code < 500 and "error" in saved.json(), (name, saved.content)
+
+
 def test_a_recreated_stream_ignores_snapshots_of_its_earlier_life(api):
     _append("execution-7", 2)
     api.post(_url("execution-7"), {"version": 1, "state": {"old": True}}, format="json")
