@@ -9,3 +9,4 @@ class RelayConfig(AppConfig):
         from relay import status
 
         status.register_readiness_checks()
+        status.register_metrics()

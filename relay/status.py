@@ -96,3 +96,25 @@ def register_readiness_checks() -> None:
 
     for alias in settings.BACKENDS:
         READINESS_CHECKS[f"relay:{alias}"] = functools.partial(readiness, alias)
+
+
+def register_metrics() -> None:
+    """Per-sink lag, errors and dead letters at ``/metrics`` (read at scrape time)."""
+    from flunq_events import metrics
+
+    def gauge(field: str):
+        def collect():
+            for status in statuses():
+                value = getattr(status, field)
+                yield {"sink": status.sink}, float(bool(value) if field == "last_error" else value)
+
+        return collect
+
+    for name, field, doc in (
+        ("flunq_relay_checkpoint", "checkpoint", "last position the sink's broker acknowledged"),
+        ("flunq_relay_lag_events", "lag_events", "positions between the sink's checkpoint and the horizon"),
+        ("flunq_relay_lag_seconds", "lag_seconds", "age of the oldest event not yet published to the sink"),
+        ("flunq_relay_failing", "last_error", "1 while the sink's last batch failed"),
+        ("flunq_relay_dead_letters", "dead_letters", "events the broker refused for good"),
+    ):
+        metrics.register_gauge(name, doc, ["sink"], gauge(field))

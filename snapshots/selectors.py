@@ -11,20 +11,11 @@ from typing import Any
 
 from django.db.models import QuerySet
 
-from events.cloudevents import STREAM_NAME
-from events.selectors import get_stream, read_stream
+from events.selectors import read_stream
 from flunq_events.errors import NotFound
 from snapshots.models import Snapshot
-from snapshots.services import check_type
+from snapshots.services import check_type, existing_stream
 from streams.models import Stream
-
-
-def _stream(name: str) -> Stream:
-    # A name no stream can have (NUL from a %00 in the path) must be a 404 before it reaches
-    # PostgreSQL, which refuses NUL in text with an error.
-    if not STREAM_NAME.match(name):
-        raise NotFound(f"no stream named {name[:80]!r}", stream=name[:80])
-    return get_stream(name)
 
 
 def _visible(stream: Stream, type: str | None) -> QuerySet[Snapshot]:
@@ -35,7 +26,7 @@ def _visible(stream: Stream, type: str | None) -> QuerySet[Snapshot]:
 
 
 def latest_snapshot(stream: str, *, type: str | None = None) -> Snapshot | None:
-    return _visible(_stream(stream), type).first()
+    return _visible(existing_stream(stream), type).first()
 
 
 def require_latest_snapshot(stream: str, *, type: str | None = None) -> Snapshot:
@@ -48,7 +39,7 @@ def require_latest_snapshot(stream: str, *, type: str | None = None) -> Snapshot
 
 def list_snapshots(stream: str, *, type: str | None = None, limit: int) -> list[Snapshot]:
     """Newest version first."""
-    return list(_visible(_stream(stream), type)[:limit])
+    return list(_visible(existing_stream(stream), type)[:limit])
 
 
 @dataclass
@@ -61,7 +52,7 @@ class StreamState:
 
 def stream_state(stream: str, *, type: str | None = None, limit: int) -> StreamState:
     """The latest snapshot and up to ``limit`` events after it (all events when there is none)."""
-    row = _stream(stream)
+    row = existing_stream(stream)
     snapshot = _visible(row, type).first()
     start = snapshot.version + 1 if snapshot is not None else None
     page = read_stream(stream, from_version=start, limit=limit)

@@ -14,10 +14,12 @@ from typing import Any
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
+from events.cloudevents import STREAM_NAME
 from events.selectors import get_stream
-from flunq_events.errors import Conflict, InvalidRequest
+from flunq_events.errors import Conflict, InvalidRequest, NotFound
 from flunq_events.jsonutil import INT64_MAX, JSONError, check_value
 from snapshots.models import Snapshot
+from streams.models import Stream
 
 MAX_TYPE_LENGTH = 200
 
@@ -48,6 +50,15 @@ def check_type(value: Any) -> str:
     return value
 
 
+def existing_stream(name: str) -> Stream:
+    """The stream named ``name``: 404 when there is none (or none could have the name), 410 if deleted."""
+    # A name no stream can have (NUL from a %00 in the path) must be a 404 before it reaches
+    # PostgreSQL, which refuses NUL in text with an error.
+    if not STREAM_NAME.match(name):
+        raise NotFound(f"no stream named {name[:80]!r}", stream=name[:80])
+    return get_stream(name)
+
+
 def save_snapshot(stream: str, *, version: Any, state: Any, type: Any = None) -> tuple[Snapshot, bool]:
     """Store ``state`` as of ``version`` of ``stream``; returns (snapshot, created)."""
     version = check_version(version)
@@ -58,7 +69,7 @@ def save_snapshot(stream: str, *, version: Any, state: Any, type: Any = None) ->
         check_value(state, max_depth=settings.MAX_JSON_DEPTH, where="/state")
     except JSONError as exc:
         raise InvalidRequest(str(exc), field="state") from None
-    row = get_stream(stream)
+    row = existing_stream(stream)
     if version > row.last_version:
         raise SnapshotVersionAhead(
             f"stream {stream!r} is at version {row.last_version}; a snapshot cannot be at {version}",

@@ -125,3 +125,12 @@ def test_redis_backend_needs_redis_url():
         env={"PATH": "/usr/bin:/bin", "DJANGO_SETTINGS_MODULE": "flunq_events.settings", "BACKEND": "redis"},
     )  # fmt: skip
     assert result.returncode != 0 and "REDIS_URL" in result.stderr
+
+
+def test_sink_lag_is_exported_as_metrics(client):
+    append_load(3, writers=1, batch=3)
+    Checkpoint.objects.create(sink="memory", position=0)
+    body = client.get("/metrics").content.decode()
+    assert 'flunq_relay_checkpoint{sink="memory"} 0.0' in body
+    assert 'flunq_relay_lag_events{sink="memory"}' in body
+    assert 'flunq_relay_dead_letters{sink="memory"} 0.0' in body

@@ -258,3 +258,12 @@ def test_tenant_subscription_receives_only_its_tenant(make_token):
 def test_global_dead_letter_list_filters(admin_api):
     response = admin_api.get("/api/v1/dead-letters", {"reason": "parked", "type": "task.*", "limit": "5"})
     assert response.status_code == 200 and response.json() == {"dead_letters": [], "next_after": None}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_lag_and_dead_letters_are_exported_as_metrics(api):
+    pull_sub(api, name="metered")
+    append_to("metrics-1", 2)
+    body = api.get("/metrics").content.decode()
+    assert 'flunq_subscription_lag_events{subscription="metered"}' in body
+    assert 'flunq_subscription_dead_letters{subscription="metered"} 0.0' in body
