@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import OrderedDict
 
 from django.conf import settings
 
 from access.models import ApiToken, hash_token
 from access.principal import LOCAL_DEVELOPER, Principal
 
-_cache: dict[str, tuple[float, Principal | None]] = {}
+# LRU: a flood of unknown tokens evicts the least recently used entries, not every entry.
+_cache: OrderedDict[str, tuple[float, Principal | None]] = OrderedDict()
+_CACHE_SIZE = 10_000
 _lock = threading.Lock()
 
 
@@ -28,14 +31,17 @@ def authenticate_token(token: str | None) -> Principal | None:
     now = time.monotonic()
     with _lock:
         hit = _cache.get(digest)
+        if hit is not None:
+            _cache.move_to_end(digest)
     if hit and hit[0] > now:
         return hit[1]
     row = ApiToken.objects.filter(token_hash=digest, revoked_at__isnull=True).first()
     principal = Principal(name=row.name, scopes=frozenset(row.scopes), tenant=row.tenant) if row else None
     with _lock:
-        if len(_cache) > 10_000:
-            _cache.clear()
         _cache[digest] = (now + settings.TOKEN_CACHE_SECONDS, principal)
+        _cache.move_to_end(digest)
+        while len(_cache) > _CACHE_SIZE:
+            _cache.popitem(last=False)
     return principal
 
 

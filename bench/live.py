@@ -180,7 +180,7 @@ def append_paced(rate: float, seconds: float, threads: int) -> tuple[dict[int, f
         try:
             due = start + number * interval / threads
             end = start + seconds
-            while due < end:
+            while due < end and clock() < end:  # behind schedule: stop at the end anyway
                 delay = due - clock()
                 if delay > 0:
                     time.sleep(delay)

@@ -137,7 +137,7 @@ class Ours:
 
 
 class Peer:
-    """The ``eventsourcing`` library's PostgreSQL application recorder, as design.md §12 sets it up."""
+    """The ``eventsourcing`` library's PostgreSQL application recorder, configured by its environment."""
 
     def __init__(self, url: str, pool_size: int) -> None:
         from eventsourcing.persistence import InfrastructureFactory, StoredEvent

@@ -110,6 +110,8 @@ def _string(value: Any, index: int | None, name: str, *, required: bool = False)
         return None
     if not isinstance(value, str):
         raise _invalid(index, name, f"must be a string, got {type(value).__name__}")
+    if "\x00" in value:
+        raise _invalid(index, name, "contains \\u0000, which cannot be stored")
     if required and not value:
         raise _invalid(index, name, "must not be empty")
     if len(value) > MAX_ATTRIBUTE_LENGTH:
@@ -141,6 +143,8 @@ def _extension_value(value: Any, index: int | None, name: str) -> Any:
     if isinstance(value, (bool, str)):
         if isinstance(value, str) and len(value) > MAX_ATTRIBUTE_LENGTH:
             raise _invalid(index, name, f"longer than {MAX_ATTRIBUTE_LENGTH} characters")
+        if isinstance(value, str) and "\x00" in value:
+            raise _invalid(index, name, "contains \\u0000, which cannot be stored")
         return value
     if isinstance(value, int):
         if not INT64_MIN <= value <= INT64_MAX:
@@ -224,6 +228,8 @@ def from_binary(headers: dict[str, str], body: bytes, content_type: str | None, 
                 obj["data"] = body.decode("utf-8")
             except UnicodeDecodeError:
                 raise InvalidEvent("the text body is not valid UTF-8", attribute="/data") from None
+            if "\x00" in obj["data"]:
+                raise InvalidEvent("the text body contains \\u0000, which cannot be stored", attribute="/data")
         else:
             obj["data_base64"] = base64.b64encode(body).decode("ascii")
     return from_structured(obj)

@@ -17,6 +17,7 @@ from django.db import connection
 from django.utils import timezone
 
 from events import horizon as horizon_
+from events.cloudevents import STREAM_NAME
 from flunq_events.errors import Conflict, NotFound, StreamDeleted
 from streams.models import Stream
 
@@ -186,7 +187,8 @@ def position_at(moment: datetime) -> int:
 
 
 def get_stream(name: str, *, include_deleted: bool = False) -> Stream:
-    stream = Stream.objects.filter(name=name).first()
+    # A name no stream can have (NUL, too long, ...) is simply not found; PostgreSQL would refuse NUL.
+    stream = Stream.objects.filter(name=name).first() if STREAM_NAME.match(name) else None
     if stream is None:
         raise NotFound(f"no stream named {name!r}", stream=name)
     if stream.deleted_at is not None and not include_deleted:
@@ -241,6 +243,8 @@ def get_event(event_id: str, source: str | None = None, *, tenantid: str | None 
 
     ``tenantid`` restricts the lookup to one tenant's events (tenant-bound callers).
     """
+    if "\x00" in event_id or (source is not None and "\x00" in source):
+        raise NotFound(f"no event with id {event_id!r}")  # no id can hold NUL (the store refuses it)
     sql = f"SELECT {COLUMNS} FROM flunq_events WHERE id = %s"
     params: list[Any] = [event_id]
     if tenantid is not None:

@@ -31,6 +31,7 @@ from flunq_events import metrics
 from flunq_events.errors import (
     Conflict,
     DuplicateEventConflict,
+    InvalidEvent,
     InvalidRequest,
     StreamDeleted,
     TenantForbidden,
@@ -242,6 +243,9 @@ def _translate(exc: DatabaseError) -> Exception:
         )
     if state == "FQ001":
         return InvalidRequest("append must be the first write of its transaction")
+    if state and state.startswith("22"):
+        # A data exception the checks above let through: the input is at fault, not the server.
+        return InvalidEvent(f"the store refused a value: {str(exc.__cause__ or exc).splitlines()[0]}")
     return exc
 
 

@@ -42,7 +42,12 @@ LIST_PARAMS = ["after", "limit", "min_position", *FILTER_PARAMS]
 
 
 def event_filter(query) -> selectors.EventFilter:
-    types = [t.strip() for value in query.getlist("type") for t in value.split(",") if t.strip()]
+    types = [
+        t.strip()
+        for index, value in enumerate(query.getlist("type"))
+        for t in params.text({"type": value}, "type").split(",")
+        if t.strip()
+    ]
     return selectors.EventFilter(
         types=types,
         since=params.moment(query, "since"),

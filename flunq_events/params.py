@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from datetime import datetime
 
@@ -9,6 +10,9 @@ from django.conf import settings
 
 from events.cloudevents import parse_time
 from flunq_events.errors import InvalidRequest
+
+# ASCII digits only: str.isdigit() also takes superscripts and fullwidth digits, which int() refuses.
+INTEGER = re.compile(r"-?[0-9]{1,19}")
 
 
 def reject_unknown(params, allowed: Iterable[str]) -> None:
@@ -27,7 +31,7 @@ def integer(params, name: str, default: int | None = None, *, minimum: int = 0,
     raw = params.get(name)
     if raw is None or raw == "":
         return default
-    if not raw.lstrip("-").isdigit() or len(raw) > 20:
+    if not INTEGER.fullmatch(raw):
         raise InvalidRequest(f"{name} must be an integer, got {raw[:40]!r}", parameter=name)
     value = int(raw)
     if not minimum <= value <= maximum:

@@ -19,7 +19,7 @@ from typing import Any
 from django.db import connection, transaction
 from django.utils import timezone
 
-from events.cloudevents import check_stream_name
+from events.cloudevents import STREAM_NAME, check_stream_name
 from flunq_events.errors import Conflict, InvalidRequest, NotFound, TenantForbidden
 from streams.models import Stream
 
@@ -77,6 +77,8 @@ def create_stream(name: str, *, tenant: str | None = None, **values: Any) -> tup
 
 
 def delete_stream(name: str) -> Stream:
+    if not STREAM_NAME.match(name):
+        raise NotFound(f"no stream named {name[:200]!r}", stream=name[:200])
     with transaction.atomic():
         _lock(name)
         stream = Stream.objects.select_for_update().filter(name=name).first()

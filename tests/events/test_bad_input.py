@@ -192,3 +192,30 @@ def test_body_limit_on_the_real_server_with_and_without_content_length(live_serv
     small = httpx.post(server.url + "/api/v1/events", json=cloudevent())
     assert small.status_code == 201
     assert Event.objects.count() == 1
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [
+        ("get", "/api/v1/streams/a%00b/events", 404),
+        ("get", "/api/v1/streams/%00", 404),
+        ("delete", "/api/v1/streams/%00", 404),
+        ("get", "/api/v1/events/%00", 404),
+        ("get", "/api/v1/events?limit=%C2%B2", 400),
+        ("get", "/api/v1/events?after=%EF%BC%91", 400),
+        ("get", "/api/v1/events?type=%00", 400),
+        ("get", "/api/v1/streams/" + "x" * 300, 404),
+    ],
+)
+def test_paths_and_parameters_no_stream_or_number_can_have(admin_api, method, path, status):
+    assert_refused(getattr(admin_api, method)(path), status)
+
+
+def test_nul_in_binary_mode_is_refused(api):
+    headers = {"HTTP_CE_SPECVERSION": "1.0", "HTTP_CE_SOURCE": "/s", "HTTP_CE_TYPE": "t.x"}
+    in_header = raw_post(api, b"{}", HTTP_CE_ID="b%00", **headers)
+    assert_refused(in_header, 400, "/id", "u0000")
+    in_extension = raw_post(api, b"{}", HTTP_CE_ID="b1", HTTP_CE_TRACE="a%00", **headers)
+    assert_refused(in_extension, 400, "/trace")
+    in_text = raw_post(api, b"a\x00b", content_type="text/plain", HTTP_CE_ID="b2", **headers)
+    assert_refused(in_text, 400, "/data")
