@@ -170,8 +170,8 @@ DATABASES["default"]["OPTIONS"] = {
 DATABASES["default"]["TEST"] = {"NAME": env_str("TEST_DATABASE_NAME")}
 # Under ASGI, Django runs each request's sync code in a thread of its own and keeps connections per
 # thread, so without a pool every HTTP request opens a new PostgreSQL connection (measured in
-# docs/benchmarks.md). DB_POOL_MAX_SIZE > 0 lends connections from a psycopg pool instead.
-DB_POOL_MAX_SIZE = env_int("DB_POOL_MAX_SIZE", 0, minimum=0)
+# docs/benchmarks.md) and leaves it open. So connections come from a psycopg pool (0 turns it off).
+DB_POOL_MAX_SIZE = env_int("DB_POOL_MAX_SIZE", 16, minimum=0)
 if DB_POOL_MAX_SIZE:
     DATABASES["default"]["CONN_MAX_AGE"] = 0  # Django refuses persistent connections with a pool
     DATABASES["default"]["OPTIONS"]["pool"] = {

@@ -76,12 +76,16 @@ BEGIN
     END LOOP;
 
     -- 2. Idempotency on (source, id): a retry returns the stored originals.
+    --    LATERAL ... LIMIT 1 keeps this an index probe per event: the planner guesses 100 rows for
+    --    jsonb_array_elements and would otherwise scan a young table.
     SELECT count(*),
            jsonb_agg(jsonb_build_object('source', ev.source, 'id', ev.id, 'stream', ev.stream))
                FILTER (WHERE ev.content_hash <> decode(e->>'hash', 'hex'))
       INTO v_found, v_conflicts
       FROM jsonb_array_elements(p_events) e
-      JOIN flunq_events ev ON ev.source = e->>'source' AND ev.id = e->>'id';
+      CROSS JOIN LATERAL (
+          SELECT x.source, x.id, x.stream, x.content_hash FROM flunq_events x
+           WHERE x.source = e->>'source' AND x.id = e->>'id' LIMIT 1) ev;
     IF v_found > 0 THEN
         -- Before anything that names the stored event: it may be another tenant's.
         IF p_tenant IS NOT NULL AND EXISTS (
@@ -146,7 +150,8 @@ BEGIN
         SELECT i.e, i.ord, i.stream,
                coalesce(s.last_version, -1) + row_number() OVER (PARTITION BY i.stream ORDER BY i.ord)
                    AS version
-          FROM input i LEFT JOIN flunq_streams s ON s.name = i.stream
+          FROM input i
+          LEFT JOIN LATERAL (SELECT x.last_version FROM flunq_streams x WHERE x.name = i.stream) s ON true
     ), inserted AS (
         INSERT INTO flunq_events AS ev (
             "position", xid, stream, "version", id, source, specversion, "type", subject, "time",
