@@ -17,7 +17,6 @@ from django.core.exceptions import RequestDataTooBig
 from django.http import JsonResponse
 from rest_framework import exceptions, parsers, renderers, status
 from rest_framework.response import Response
-from rest_framework.views import exception_handler as drf_exception_handler
 
 from flunq_events.errors import ServiceError
 from flunq_events.jsonutil import JSONError, loads_strict
@@ -87,6 +86,9 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
             error_body("payload_too_large", f"the body exceeds {settings.MAX_BODY_BYTES} bytes"),
             status=413,
         )
+    # Imported here: rest_framework.views reads the renderer classes (this module) when imported.
+    from rest_framework.views import exception_handler as drf_exception_handler
+
     response = drf_exception_handler(exc, context)
     if response is None:
         return None
