@@ -20,7 +20,8 @@ from flunq_events.openapi import ErrorSerializer
 from schemas import services
 from schemas.models import SchemaVersion, Subject
 
-ERRORS = {400: ErrorSerializer, 401: ErrorSerializer, 403: ErrorSerializer, 404: ErrorSerializer}
+# 422: a subject name no subject can have (control characters, "/", ...).
+ERRORS = {400: ErrorSerializer, 401: ErrorSerializer, 403: ErrorSerializer, 404: ErrorSerializer, 422: ErrorSerializer}
 CHANGE_ERRORS = {**ERRORS, 409: ErrorSerializer, 422: ErrorSerializer}
 
 
