@@ -264,3 +264,8 @@ async def stop_tailer() -> None:
     tailer = _tailers.pop(asyncio.get_running_loop(), None)
     if tailer is not None:
         await tailer.stop()
+
+
+def connected_clients() -> int:
+    """Feeds attached to a tailer in this process (websockets and SSE), for /metrics."""
+    return sum(len(tailer.subscribers) for loop, tailer in list(_tailers.items()) if not loop.is_closed())

@@ -163,3 +163,14 @@ async def test_live_events_are_rendered_exactly_as_the_rest_api_renders_them(tai
     response = await db.run(api.get, f"/api/v1/events/{live['id']}")
     assert live == response.json() and live["position"] == position
     await ws.disconnect()
+
+
+async def test_connected_feeds_are_counted_for_metrics(tailer, token_for):
+    from live.tailer import connected_clients
+
+    before = connected_clients()
+    ws = await connect("/ws/events", await token_for())
+    await receive_until(ws, "caught_up")
+    assert connected_clients() == before + 1
+    await ws.disconnect()
+    await wait_for(lambda: connected_clients() == before)
