@@ -229,7 +229,9 @@ def from_binary(headers: dict[str, str], body: bytes, content_type: str | None, 
             except UnicodeDecodeError:
                 raise InvalidEvent("the text body is not valid UTF-8", attribute="/data") from None
             if "\x00" in obj["data"]:
-                raise InvalidEvent("the text body contains \\u0000, which cannot be stored", attribute="/data")
+                raise InvalidEvent(
+                    "the text body contains \\u0000, which cannot be stored", attribute="/data"
+                )
         else:
             obj["data_base64"] = base64.b64encode(body).decode("ascii")
     return from_structured(obj)

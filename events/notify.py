@@ -56,7 +56,9 @@ class CommitNotifier:
             if self._pid == os.getpid():
                 return
             self._wake = threading.Event()
-            self._thread = threading.Thread(target=self._run, args=(conninfo(),), name="flunq-notifier", daemon=True)
+            self._thread = threading.Thread(
+                target=self._run, args=(conninfo(),), name="flunq-notifier", daemon=True
+            )
             self._thread.start()
             self._pid = os.getpid()
 

@@ -302,7 +302,9 @@ try:
         float(_value)
         for _value in env_list("SUBSCRIPTION_RETRY_SCHEDULE", ["5", "300", "1800", "7200", "18000", "36000"])
     ]
-    if not SUBSCRIPTION_RETRY_SCHEDULE or not all(0 <= _v <= 7 * 24 * 3600 for _v in SUBSCRIPTION_RETRY_SCHEDULE):
+    if not SUBSCRIPTION_RETRY_SCHEDULE or not all(
+        0 <= _v <= 7 * 24 * 3600 for _v in SUBSCRIPTION_RETRY_SCHEDULE
+    ):
         raise ValueError
 except ValueError:
     from django.core.exceptions import ImproperlyConfigured

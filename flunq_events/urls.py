@@ -18,7 +18,11 @@ api = [
     path("api/v1/streams/<str:stream>", StreamDetailView.as_view(), name="stream-detail"),
     path("api/v1/streams/<str:stream>/events", StreamEventsView.as_view(), name="stream-events"),
     path("api/v1/streams/<str:stream>/snapshots", SnapshotsView.as_view(), name="stream-snapshots"),
-    path("api/v1/streams/<str:stream>/snapshots/latest", LatestSnapshotView.as_view(), name="stream-snapshot-latest"),
+    path(
+        "api/v1/streams/<str:stream>/snapshots/latest",
+        LatestSnapshotView.as_view(),
+        name="stream-snapshot-latest",
+    ),
     path("api/v1/streams/<str:stream>/state", StreamStateView.as_view(), name="stream-state"),
 ]
 

@@ -1,4 +1,4 @@
-"""Build and run the gRPC server: both services, server reflection, the standard health service.
+"""Build and run the gRPC server: the flunq services, server reflection, the standard health service.
 
     server = GrpcServer(host="127.0.0.1", port=9001)
     await server.start()          # binds; health says SERVING
@@ -20,8 +20,13 @@ from grpc_api.generated.flunq.events.v1 import events_pb2 as pb
 from grpc_api.rpc import DatabaseThreads, method_handlers
 from grpc_api.snapshots import Snapshots
 from grpc_api.subscribe import notifier
+from grpc_api.subscriptions import Subscriptions
 
-SERVICES = [pb.DESCRIPTOR.services_by_name["EventStore"], pb.DESCRIPTOR.services_by_name["Snapshots"]]
+SERVICES = [
+    pb.DESCRIPTOR.services_by_name["EventStore"],
+    pb.DESCRIPTOR.services_by_name["Snapshots"],
+    pb.DESCRIPTOR.services_by_name["Subscriptions"],
+]
 
 
 class GrpcServer:
@@ -36,7 +41,11 @@ class GrpcServer:
                 ("grpc.so_reuseport", 0),  # a second server on a busy port must fail, not share it
             ]
         )
-        servicers = {"EventStore": EventStore(self.threads), "Snapshots": Snapshots(self.threads)}
+        servicers = {
+            "EventStore": EventStore(self.threads),
+            "Snapshots": Snapshots(self.threads),
+            "Subscriptions": Subscriptions(self.threads),
+        }
         for service in SERVICES:
             handlers = method_handlers(servicers[service.name], service, self.threads)
             self.server.add_generic_rpc_handlers(

@@ -21,7 +21,13 @@ from schemas import services
 from schemas.models import SchemaVersion, Subject
 
 # 422: a subject name no subject can have (control characters, "/", ...).
-ERRORS = {400: ErrorSerializer, 401: ErrorSerializer, 403: ErrorSerializer, 404: ErrorSerializer, 422: ErrorSerializer}
+ERRORS = {
+    400: ErrorSerializer,
+    401: ErrorSerializer,
+    403: ErrorSerializer,
+    404: ErrorSerializer,
+    422: ErrorSerializer,
+}
 CHANGE_ERRORS = {**ERRORS, 409: ErrorSerializer, 422: ErrorSerializer}
 
 

@@ -112,6 +112,7 @@ class Client:
         self.metadata = [("authorization", f"Bearer {token}")] if token else []
         self.events = _WithMetadata(events_pb2_grpc.EventStoreStub(channel), self.metadata)
         self.snapshots = _WithMetadata(events_pb2_grpc.SnapshotsStub(channel), self.metadata)
+        self.subscriptions = _WithMetadata(events_pb2_grpc.SubscriptionsStub(channel), self.metadata)
 
 
 @pytest.fixture

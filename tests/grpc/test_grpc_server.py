@@ -14,7 +14,12 @@ def test_checked_in_stubs_match_the_protos():
 
 def test_health_and_reflection(channel):
     health = health_pb2_grpc.HealthStub(channel)
-    for service in ("", "flunq.events.v1.EventStore", "flunq.events.v1.Snapshots"):
+    for service in (
+        "",
+        "flunq.events.v1.EventStore",
+        "flunq.events.v1.Snapshots",
+        "flunq.events.v1.Subscriptions",
+    ):
         reply = health.Check(health_pb2.HealthCheckRequest(service=service), timeout=10)
         assert reply.status == health_pb2.HealthCheckResponse.SERVING
     reflection = reflection_pb2_grpc.ServerReflectionStub(channel)
@@ -22,7 +27,12 @@ def test_health_and_reflection(channel):
         iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=10
     )
     names = {service.name for reply in replies for service in reply.list_services_response.service}
-    assert {"flunq.events.v1.EventStore", "flunq.events.v1.Snapshots", "grpc.health.v1.Health"} <= names
+    assert {
+        "flunq.events.v1.EventStore",
+        "flunq.events.v1.Snapshots",
+        "flunq.events.v1.Subscriptions",
+        "grpc.health.v1.Health",
+    } <= names
     replies = reflection.ServerReflectionInfo(
         iter([reflection_pb2.ServerReflectionRequest(file_containing_symbol="flunq.events.v1.EventStore")]),
         timeout=10,

@@ -22,11 +22,18 @@ class Direction(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     DIRECTION_FORWARD: _ClassVar[Direction]
     DIRECTION_BACKWARD: _ClassVar[Direction]
+
+class NackAction(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    NACK_ACTION_RETRY: _ClassVar[NackAction]
+    NACK_ACTION_PARK: _ClassVar[NackAction]
 EXPECTED_STATE_ANY: ExpectedState
 EXPECTED_STATE_NO_STREAM: ExpectedState
 EXPECTED_STATE_STREAM_EXISTS: ExpectedState
 DIRECTION_FORWARD: Direction
 DIRECTION_BACKWARD: Direction
+NACK_ACTION_RETRY: NackAction
+NACK_ACTION_PARK: NackAction
 
 class AppendToStreamRequest(_message.Message):
     __slots__ = ("stream", "events", "expected_state", "expected_version")
@@ -351,3 +358,79 @@ class StreamState(_message.Message):
     last_version: int
     next_version: int
     def __init__(self, stream: _Optional[str] = ..., snapshot: _Optional[_Union[Snapshot, _Mapping]] = ..., events: _Optional[_Iterable[_Union[RecordedEvent, _Mapping]]] = ..., last_version: _Optional[int] = ..., next_version: _Optional[int] = ...) -> None: ...
+
+class FetchRequest(_message.Message):
+    __slots__ = ("subscription_id", "consumer", "max_events", "lease_seconds")
+    SUBSCRIPTION_ID_FIELD_NUMBER: _ClassVar[int]
+    CONSUMER_FIELD_NUMBER: _ClassVar[int]
+    MAX_EVENTS_FIELD_NUMBER: _ClassVar[int]
+    LEASE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    subscription_id: str
+    consumer: str
+    max_events: int
+    lease_seconds: float
+    def __init__(self, subscription_id: _Optional[str] = ..., consumer: _Optional[str] = ..., max_events: _Optional[int] = ..., lease_seconds: _Optional[float] = ...) -> None: ...
+
+class FetchedMessage(_message.Message):
+    __slots__ = ("ack_id", "attempt", "replay_job", "event")
+    ACK_ID_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    REPLAY_JOB_FIELD_NUMBER: _ClassVar[int]
+    EVENT_FIELD_NUMBER: _ClassVar[int]
+    ack_id: str
+    attempt: int
+    replay_job: int
+    event: RecordedEvent
+    def __init__(self, ack_id: _Optional[str] = ..., attempt: _Optional[int] = ..., replay_job: _Optional[int] = ..., event: _Optional[_Union[RecordedEvent, _Mapping]] = ...) -> None: ...
+
+class FetchResponse(_message.Message):
+    __slots__ = ("messages", "state", "lease_seconds")
+    MESSAGES_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    LEASE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    messages: _containers.RepeatedCompositeFieldContainer[FetchedMessage]
+    state: str
+    lease_seconds: float
+    def __init__(self, messages: _Optional[_Iterable[_Union[FetchedMessage, _Mapping]]] = ..., state: _Optional[str] = ..., lease_seconds: _Optional[float] = ...) -> None: ...
+
+class AckRequest(_message.Message):
+    __slots__ = ("subscription_id", "consumer", "ack_ids")
+    SUBSCRIPTION_ID_FIELD_NUMBER: _ClassVar[int]
+    CONSUMER_FIELD_NUMBER: _ClassVar[int]
+    ACK_IDS_FIELD_NUMBER: _ClassVar[int]
+    subscription_id: str
+    consumer: str
+    ack_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, subscription_id: _Optional[str] = ..., consumer: _Optional[str] = ..., ack_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class AckResponse(_message.Message):
+    __slots__ = ("acked", "stale")
+    ACKED_FIELD_NUMBER: _ClassVar[int]
+    STALE_FIELD_NUMBER: _ClassVar[int]
+    acked: int
+    stale: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, acked: _Optional[int] = ..., stale: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class NackRequest(_message.Message):
+    __slots__ = ("subscription_id", "consumer", "ack_ids", "reason", "action", "delay_seconds")
+    SUBSCRIPTION_ID_FIELD_NUMBER: _ClassVar[int]
+    CONSUMER_FIELD_NUMBER: _ClassVar[int]
+    ACK_IDS_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    DELAY_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    subscription_id: str
+    consumer: str
+    ack_ids: _containers.RepeatedScalarFieldContainer[str]
+    reason: str
+    action: NackAction
+    delay_seconds: float
+    def __init__(self, subscription_id: _Optional[str] = ..., consumer: _Optional[str] = ..., ack_ids: _Optional[_Iterable[str]] = ..., reason: _Optional[str] = ..., action: _Optional[_Union[NackAction, str]] = ..., delay_seconds: _Optional[float] = ...) -> None: ...
+
+class NackResponse(_message.Message):
+    __slots__ = ("nacked", "stale")
+    NACKED_FIELD_NUMBER: _ClassVar[int]
+    STALE_FIELD_NUMBER: _ClassVar[int]
+    nacked: int
+    stale: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, nacked: _Optional[int] = ..., stale: _Optional[_Iterable[str]] = ...) -> None: ...

@@ -697,3 +697,168 @@ class Snapshots:
             timeout,
             metadata,
             _registered_method=True)
+
+
+class SubscriptionsStub:
+    """The consumer groups of pull subscriptions (all need events:read): consumers lease events with
+    Fetch and settle them with Ack or Nack. Events of one stream go to one consumer at a time, in order.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.Fetch = channel.unary_unary(
+                '/flunq.events.v1.Subscriptions/Fetch',
+                request_serializer=flunq_dot_events_dot_v1_dot_events__pb2.FetchRequest.SerializeToString,
+                response_deserializer=flunq_dot_events_dot_v1_dot_events__pb2.FetchResponse.FromString,
+                _registered_method=True)
+        self.Ack = channel.unary_unary(
+                '/flunq.events.v1.Subscriptions/Ack',
+                request_serializer=flunq_dot_events_dot_v1_dot_events__pb2.AckRequest.SerializeToString,
+                response_deserializer=flunq_dot_events_dot_v1_dot_events__pb2.AckResponse.FromString,
+                _registered_method=True)
+        self.Nack = channel.unary_unary(
+                '/flunq.events.v1.Subscriptions/Nack',
+                request_serializer=flunq_dot_events_dot_v1_dot_events__pb2.NackRequest.SerializeToString,
+                response_deserializer=flunq_dot_events_dot_v1_dot_events__pb2.NackResponse.FromString,
+                _registered_method=True)
+
+
+class SubscriptionsServicer:
+    """The consumer groups of pull subscriptions (all need events:read): consumers lease events with
+    Fetch and settle them with Ack or Nack. Events of one stream go to one consumer at a time, in order.
+    """
+
+    def Fetch(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Ack(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Nack(self, request, context):
+        """Give messages back: retry later or park in the dead letter queue.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_SubscriptionsServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'Fetch': grpc.unary_unary_rpc_method_handler(
+                    servicer.Fetch,
+                    request_deserializer=flunq_dot_events_dot_v1_dot_events__pb2.FetchRequest.FromString,
+                    response_serializer=flunq_dot_events_dot_v1_dot_events__pb2.FetchResponse.SerializeToString,
+            ),
+            'Ack': grpc.unary_unary_rpc_method_handler(
+                    servicer.Ack,
+                    request_deserializer=flunq_dot_events_dot_v1_dot_events__pb2.AckRequest.FromString,
+                    response_serializer=flunq_dot_events_dot_v1_dot_events__pb2.AckResponse.SerializeToString,
+            ),
+            'Nack': grpc.unary_unary_rpc_method_handler(
+                    servicer.Nack,
+                    request_deserializer=flunq_dot_events_dot_v1_dot_events__pb2.NackRequest.FromString,
+                    response_serializer=flunq_dot_events_dot_v1_dot_events__pb2.NackResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'flunq.events.v1.Subscriptions', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('flunq.events.v1.Subscriptions', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class Subscriptions:
+    """The consumer groups of pull subscriptions (all need events:read): consumers lease events with
+    Fetch and settle them with Ack or Nack. Events of one stream go to one consumer at a time, in order.
+    """
+
+    @staticmethod
+    def Fetch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/flunq.events.v1.Subscriptions/Fetch',
+            flunq_dot_events_dot_v1_dot_events__pb2.FetchRequest.SerializeToString,
+            flunq_dot_events_dot_v1_dot_events__pb2.FetchResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Ack(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/flunq.events.v1.Subscriptions/Ack',
+            flunq_dot_events_dot_v1_dot_events__pb2.AckRequest.SerializeToString,
+            flunq_dot_events_dot_v1_dot_events__pb2.AckResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Nack(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/flunq.events.v1.Subscriptions/Nack',
+            flunq_dot_events_dot_v1_dot_events__pb2.NackRequest.SerializeToString,
+            flunq_dot_events_dot_v1_dot_events__pb2.NackResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
