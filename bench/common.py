@@ -405,3 +405,14 @@ def log(message: str) -> None:
     import sys
 
     print(f"[bench] {message}", file=sys.stderr, flush=True)
+
+
+def micro_us(call: Callable[[], object], repeat: int) -> float:
+    """Median microseconds per call over 5 runs of ``repeat`` calls."""
+    runs = []
+    for _ in range(5):
+        start = time.perf_counter()
+        for _ in range(repeat):
+            call()
+        runs.append((time.perf_counter() - start) / repeat * 1e6)
+    return statistics.median(runs)

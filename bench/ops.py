@@ -18,8 +18,6 @@ import argparse
 import io
 import itertools
 import logging
-import statistics
-import time
 import uuid
 from collections.abc import Callable
 
@@ -55,17 +53,6 @@ def appends(client, calls: int) -> Callable[[], Sample]:
     return run
 
 
-def _micro(call: Callable[[], object], repeat: int) -> float:
-    """Median microseconds per call over 5 runs of ``repeat`` calls."""
-    runs = []
-    for _ in range(5):
-        start = time.perf_counter()
-        for _ in range(repeat):
-            call()
-        runs.append((time.perf_counter() - start) / repeat * 1e6)
-    return statistics.median(runs)
-
-
 def micro_costs() -> dict[str, float]:
     from django.http import HttpResponse
     from django.test import Client, RequestFactory
@@ -84,10 +71,10 @@ def micro_costs() -> dict[str, float]:
     saved = http_log.handlers[:], http_log.propagate, http_log.level
     http_log.handlers, http_log.propagate, http_log.level = [handler], False, logging.INFO
     try:
-        with_log = _micro(lambda: observed(factory.get("/api/v1/events")), 2000)
+        with_log = common.micro_us(lambda: observed(factory.get("/api/v1/events")), 2000)
         http_log.setLevel(logging.WARNING)
-        without_log = _micro(lambda: observed(factory.get("/api/v1/events")), 2000)
-        bare = _micro(lambda: factory.get("/api/v1/events"), 2000)
+        without_log = common.micro_us(lambda: observed(factory.get("/api/v1/events")), 2000)
+        bare = common.micro_us(lambda: factory.get("/api/v1/events"), 2000)
     finally:
         http_log.handlers, http_log.propagate, http_log.level = saved
     noop = metrics.observe_append(lambda events: AppendResult(events=[]))
@@ -95,8 +82,8 @@ def micro_costs() -> dict[str, float]:
     return {
         "request middleware, one JSON log line at INFO (request building subtracted)": with_log - bare,
         "request middleware, LOG_LEVEL=WARNING (request building subtracted)": without_log - bare,
-        "append metrics decorator around a no-op": _micro(lambda: noop([]), 20000),
-        "GET /metrics, whole scrape (ms)": _micro(lambda: client.get("/metrics"), 50) / 1000,
+        "append metrics decorator around a no-op": common.micro_us(lambda: noop([]), 20000),
+        "GET /metrics, whole scrape (ms)": common.micro_us(lambda: client.get("/metrics"), 50) / 1000,
     }
 
 

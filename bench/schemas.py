@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import statistics
-import time
 import uuid
 from collections.abc import Callable
 
@@ -108,17 +106,6 @@ def batches(type_: str, count: int, size: int = 100) -> Callable[[], Sample]:
     return run
 
 
-def _micro(call: Callable[[], object], repeat: int) -> float:
-    """Median microseconds per call over 5 runs of ``repeat`` calls."""
-    runs = []
-    for _ in range(5):
-        start = time.perf_counter()
-        for _ in range(repeat):
-            call()
-        runs.append((time.perf_counter() - start) / repeat * 1e6)
-    return statistics.median(runs)
-
-
 def micro_costs() -> dict[str, float]:
     from schemas import services, validation
 
@@ -126,18 +113,22 @@ def micro_costs() -> dict[str, float]:
     compiled = validation.validator_for(target.schema_id)
     event = _events(VALIDATED, 1)
     costs = {
-        "validate one event's data: jsonschema-rs (the fast path)": _micro(
+        "validate one event's data: jsonschema-rs (the fast path)": common.micro_us(
             lambda: compiled.fast.is_valid(PAYLOAD), 2000
         ),
-        "validate one event's data: jsonschema alone": _micro(lambda: compiled.full.is_valid(PAYLOAD), 500),
-        "the whole hook for one event (cache warm)": _micro(
+        "validate one event's data: jsonschema alone": common.micro_us(
+            lambda: compiled.full.is_valid(PAYLOAD), 500
+        ),
+        "the whole hook for one event (cache warm)": common.micro_us(
             lambda: validation.validate_events(event, []), 2000
         ),
-        "load latest versions, 11 subjects (cache refresh)": _micro(validation._load_latest, 200),
+        "load latest versions, 11 subjects (cache refresh)": common.micro_us(validation._load_latest, 200),
     }
     for n in range(989):
         services.register(f"bench.more.{n}", {"type": "object", "title": str(n)})
-    costs["load latest versions, 1000 subjects (cache refresh)"] = _micro(validation._load_latest, 50)
+    costs["load latest versions, 1000 subjects (cache refresh)"] = common.micro_us(
+        validation._load_latest, 50
+    )
     return costs
 
 

@@ -42,12 +42,9 @@ LIST_PARAMS = ["after", "limit", "min_position", *FILTER_PARAMS]
 
 
 def event_filter(query) -> selectors.EventFilter:
-    types = [
-        t.strip()
-        for index, value in enumerate(query.getlist("type"))
-        for t in params.text({"type": value}, "type").split(",")
-        if t.strip()
-    ]
+    # Repeatable and comma-separated; each value checked like any text parameter.
+    values = [params.text({"type": value}, "type") for value in query.getlist("type")]
+    types = [t.strip() for value in values for t in value.split(",") if t.strip()]
     return selectors.EventFilter(
         types=types,
         since=params.moment(query, "since"),

@@ -58,12 +58,7 @@ def main() -> int:
     env.setdefault("DJANGO_SETTINGS_MODULE", "flunq_events.settings")
     manage = [sys.executable, str(ROOT / "manage.py")]
     subprocess.run([*manage, "migrate", "--no-input", "-v", "0"], env=env, cwd=ROOT, check=True)
-    for command in (["seed_schemas"],):
-        if (
-            subprocess.run([*manage, "help", command[0]], env=env, cwd=ROOT, capture_output=True).returncode
-            == 0
-        ):
-            subprocess.run([*manage, *command], env=env, cwd=ROOT, check=True)
+    subprocess.run([*manage, "seed_schemas"], env=env, cwd=ROOT, check=True)
 
     port = env.get("PORT", "8081")
     processes: dict[str, subprocess.Popen] = {
