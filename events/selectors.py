@@ -31,6 +31,18 @@ COLUMNS = (
     "taskid, correlationid, causationid, extensions::text, " + _MICROS.format("recordedtime")
 )
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def micros(column: str) -> str:
+    """SQL selecting the timestamp ``column`` as integer microseconds since the epoch."""
+    return _MICROS.format(column)
+
+
+def from_micros(value: int) -> datetime:
+    """The UTC datetime of ``value`` microseconds since the epoch (see ``micros``)."""
+    return _EPOCH + timedelta(microseconds=value)
+
+
 _FLUNQ = ("tenantid", "workflowid", "executionid", "taskid", "correlationid", "causationid")
 
 
@@ -42,7 +54,7 @@ def to_cloudevent(row: tuple) -> dict[str, Any]:
     if subject is not None:
         event["subject"] = subject
     if time is not None:
-        event["time"] = _EPOCH + timedelta(microseconds=time)
+        event["time"] = from_micros(time)
     if datacontenttype is not None:
         event["datacontenttype"] = datacontenttype
     if dataschema is not None:
@@ -55,7 +67,7 @@ def to_cloudevent(row: tuple) -> dict[str, Any]:
     event["stream"] = stream
     event["version"] = version
     event["position"] = position
-    event["recordedtime"] = _EPOCH + timedelta(microseconds=recordedtime)
+    event["recordedtime"] = from_micros(recordedtime)
     if data_base64 is not None:
         event["data_base64"] = base64.b64encode(bytes(data_base64)).decode("ascii")
     elif data is not None:

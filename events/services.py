@@ -22,11 +22,13 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import orjson
+import psycopg
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, connection, transaction
 
 from events.cloudevents import NewEvent, check_stream_name, derive_stream, format_time
 from events.notify import notifier
+from events.selectors import from_micros, micros
 from flunq_events import metrics
 from flunq_events.errors import (
     Conflict,
@@ -146,13 +148,14 @@ def append(
         _stamp_tenant(events, tenant)
     for hook in before_append:
         hook(events, streams)
-    payload = orjson.dumps([event.row(name) for event, name in zip(events, streams, strict=True)])
-    rows = _execute(payload.decode(), expected_version, tenant)
+    rows = _execute(
+        [event.row(name) for event, name in zip(events, streams, strict=True)], expected_version, tenant
+    )
     if not all(row[4] for row in rows):  # something new committed (or will, with the transaction)
         transaction.on_commit(notifier.poke)
     return AppendResult(
         events=[
-            Appended(event, name, version, position, recorded, duplicate)
+            Appended(event, name, version, position, from_micros(recorded), duplicate)
             for event, (position, name, version, recorded, duplicate) in zip(events, rows, strict=True)
         ]
     )
@@ -172,16 +175,38 @@ def _stamp_tenant(events: Sequence[NewEvent], tenant: str) -> None:
             )
 
 
-def _execute(payload: str, expected_version: str, tenant: str | None) -> list[tuple]:
+# recordedtime as epoch microseconds: psycopg's text parsing of a timestamptz costs more than the rest
+# of reading the result.
+_RESULT = f"o_position, o_stream, o_version, {micros('o_recordedtime')}, o_duplicate"
+_APPEND_BATCH = f"SELECT {_RESULT} FROM flunq_append(%s::jsonb, %s, %s)"
+_APPEND_ONE = f"SELECT {_RESULT} FROM flunq_append_one(%s::jsonb, %s, %s)"
+_SOURCE_ID_TAKEN = "flunq_events_source_id"
+
+
+def _execute(events: list[dict], expected_version: str, tenant: str | None) -> list[tuple]:
+    if len(events) == 1 and not connection.in_atomic_block:
+        # The common case, on the driver's connection with server-side parameters and a prepared
+        # statement (Django's cursor quotes the payload into the SQL text and plans it each time).
+        # A (source, id) already stored fails here; the batch path below then answers it.
+        connection.ensure_connection()
+        try:
+            with connection.wrap_database_errors:
+                one = (orjson.dumps(events[0]).decode(), expected_version, tenant)
+                with psycopg.Cursor(connection.connection) as cursor:
+                    return cursor.execute(_APPEND_ONE, one, prepare=settings.DB_PREPARE).fetchall()
+        except IntegrityError as exc:
+            if _constraint(exc) != _SOURCE_ID_TAKEN:
+                raise Conflict("the event conflicts with one appended concurrently") from exc
+        except DatabaseError as exc:
+            raise _translate(exc) from exc
     # A concurrent append of the same (source, id) to another stream is caught by the unique index;
     # the retry then finds the committed original and answers idempotently (or 409).
+    params = (orjson.dumps(events).decode(), expected_version, tenant)
     attempts = 1 if connection.in_atomic_block else 2
     for attempt in range(attempts):
         try:
             with connection.cursor() as cursor:
-                cursor.execute(
-                    "SELECT * FROM flunq_append(%s::jsonb, %s, %s)", [payload, expected_version, tenant]
-                )
+                cursor.execute(_APPEND_BATCH, params)
                 return cursor.fetchall()
         except IntegrityError as exc:
             if attempt + 1 < attempts and _sqlstate(exc) == "23505":
@@ -193,8 +218,11 @@ def _execute(payload: str, expected_version: str, tenant: str | None) -> list[tu
 
 
 def _sqlstate(exc: BaseException) -> str | None:
-    cause = exc.__cause__
-    return getattr(cause, "sqlstate", None)
+    return getattr(exc.__cause__, "sqlstate", None)
+
+
+def _constraint(exc: BaseException) -> str | None:
+    return getattr(getattr(exc.__cause__, "diag", None), "constraint_name", None)
 
 
 def _detail(exc: BaseException) -> dict:

@@ -179,6 +179,11 @@ if DB_POOL_MAX_SIZE:
         "max_size": DB_POOL_MAX_SIZE,
         "timeout": env_float("DB_POOL_TIMEOUT_SECONDS", 10.0),
     }
+# The append path prepares its statement once per connection. Off for a pooler that cannot keep
+# prepared statements (PgBouncer in transaction mode before 1.21).
+DB_PREPARE = env_bool("DB_PREPARE", True)
+# Appends committed within this many milliseconds share one NOTIFY to the log's followers.
+NOTIFY_INTERVAL_MS = env_float("NOTIFY_INTERVAL_MS", 1.0, minimum=0)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- applications ------------------------------------------------------------------------------

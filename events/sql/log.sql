@@ -8,6 +8,7 @@
 -- flunq_append          the whole append (stream locks, idempotency, expected version, positions,
 --                       rows, stream bookkeeping) in one statement and one round trip. It does not
 --                       NOTIFY: that would serialise commits (events/notify.py says why).
+-- flunq_append_one      the same for a single event, in fewer statements (the common case).
 -- flunq_events_guard    refuses UPDATE and DELETE of events (purge is explicit: flunq_purge_stream).
 
 CREATE SEQUENCE IF NOT EXISTS flunq_position_seq AS bigint MINVALUE 1 START 1 CACHE 1;
@@ -151,7 +152,8 @@ BEGIN
                coalesce(s.last_version, -1) + row_number() OVER (PARTITION BY i.stream ORDER BY i.ord)
                    AS version
           FROM input i
-          LEFT JOIN LATERAL (SELECT x.last_version FROM flunq_streams x WHERE x.name = i.stream) s ON true
+          LEFT JOIN LATERAL (SELECT x.last_version FROM flunq_streams x WHERE x.name = i.stream
+                                    LIMIT 1) s ON true
     ), inserted AS (
         INSERT INTO flunq_events AS ev (
             "position", xid, stream, "version", id, source, specversion, "type", subject, "time",
@@ -182,6 +184,91 @@ BEGIN
     )
     SELECT i."position", i.stream, i."version", i.recordedtime, false
       FROM inserted i ORDER BY i."position";
+END $$;
+
+-- The same append for one event, with the statements a single event needs and no more: no
+-- jsonb_array_elements, no window function, no idempotency probe. A retry of a stored (source, id)
+-- fails here on the unique index (23505, flunq_events_source_id); the caller then runs
+-- flunq_append, which answers the retry (or the conflict) with every check of the batch path.
+-- Outside a transaction of the caller's only (a failed statement would abort it).
+CREATE OR REPLACE FUNCTION flunq_append_one(p_event jsonb, p_expected text DEFAULT 'any',
+                                            p_tenant text DEFAULT NULL,
+                                            OUT o_position bigint, OUT o_stream text,
+                                            OUT o_version bigint, OUT o_recordedtime timestamptz,
+                                            OUT o_duplicate boolean)
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_last bigint;
+    v_deleted timestamptz;
+    v_owner text;
+    v_found boolean;
+    v_xid xid8;
+BEGIN
+    o_stream := p_event->>'stream';
+    o_duplicate := false;
+    PERFORM pg_advisory_xact_lock(4242, hashtext(o_stream));
+
+    SELECT s.last_version, s.deleted_at, s.tenant INTO v_last, v_deleted, v_owner
+      FROM flunq_streams s WHERE s.name = o_stream;
+    v_found := FOUND;
+    IF p_tenant IS NOT NULL AND v_owner IS DISTINCT FROM p_tenant
+       AND (v_owner IS NOT NULL OR coalesce(v_last, -1) >= 0) THEN
+        RAISE EXCEPTION 'flunq: stream % belongs to another tenant', o_stream
+            USING ERRCODE = 'FQ007', DETAIL = jsonb_build_object('stream', o_stream)::text;
+    END IF;
+    IF v_deleted IS NOT NULL THEN
+        RAISE EXCEPTION 'flunq: stream % is deleted', o_stream
+            USING ERRCODE = 'FQ004', DETAIL = jsonb_build_object('stream', o_stream)::text;
+    END IF;
+    v_last := coalesce(v_last, -1);
+    IF (p_expected = 'no_stream' AND v_last <> -1)
+       OR (p_expected = 'stream_exists' AND v_last = -1)
+       OR (p_expected ~ '^[0-9]+$' AND v_last <> p_expected::bigint) THEN
+        RAISE EXCEPTION 'flunq: wrong expected version for stream %', o_stream
+            USING ERRCODE = 'FQ002',
+                  DETAIL = jsonb_build_object('stream', o_stream, 'expected_version', p_expected,
+                                              'actual_version', v_last)::text;
+    END IF;
+    o_version := v_last + 1;
+
+    -- The first write: xid and position together, as flunq_draw_positions does (inlined).
+    IF pg_current_xact_id_if_assigned() IS NOT NULL THEN
+        RAISE EXCEPTION 'flunq: positions must be drawn by the first write of a transaction'
+            USING ERRCODE = 'FQ001';
+    END IF;
+    PERFORM pg_advisory_lock(4242424201);
+    BEGIN
+        SELECT pg_current_xact_id(), nextval('flunq_position_seq'), clock_timestamp()
+          INTO v_xid, o_position, o_recordedtime;
+    EXCEPTION WHEN OTHERS OR query_canceled THEN
+        PERFORM pg_advisory_unlock(4242424201);
+        RAISE;
+    END;
+    PERFORM pg_advisory_unlock(4242424201);
+
+    INSERT INTO flunq_events (
+        "position", xid, stream, "version", id, source, specversion, "type", subject, "time",
+        datacontenttype, dataschema, data, data_base64, tenantid, workflowid, executionid,
+        taskid, correlationid, causationid, extensions, recordedtime, content_hash)
+    VALUES (o_position, v_xid, o_stream, o_version,
+            p_event->>'id', p_event->>'source', p_event->>'specversion', p_event->>'type',
+            p_event->>'subject', (p_event->>'time')::timestamptz, p_event->>'datacontenttype',
+            p_event->>'dataschema', p_event->'data', decode(p_event->>'data_base64', 'base64'),
+            p_event->>'tenantid', p_event->>'workflowid', p_event->>'executionid',
+            p_event->>'taskid', p_event->>'correlationid', p_event->>'causationid',
+            coalesce(p_event->'extensions', '{}'), o_recordedtime, decode(p_event->>'hash', 'hex'));
+
+    IF v_found THEN
+        UPDATE flunq_streams
+           SET last_version = o_version, last_position = o_position, last_event_at = o_recordedtime,
+               tenant = CASE WHEN last_version < 0 THEN coalesce(tenant, p_event->>'tenantid')
+                             ELSE tenant END
+         WHERE name = o_stream;
+    ELSE
+        INSERT INTO flunq_streams (name, category, last_version, last_position, last_event_at, tenant)
+        VALUES (o_stream, split_part(o_stream, '-', 1), o_version, o_position, o_recordedtime,
+                p_event->>'tenantid');
+    END IF;
 END $$;
 
 CREATE OR REPLACE FUNCTION flunq_events_guard() RETURNS trigger

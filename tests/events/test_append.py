@@ -205,3 +205,39 @@ def test_append_inside_a_transaction_must_be_its_first_write():
     with pytest.raises(InvalidRequest), transaction.atomic():
         Stream.objects.create(name="first-write", category="first")
         services.append_one(new_event())
+
+
+@pytest.fixture(params=["single-event function", "batch function"])
+def append_one_way(request, settings):
+    """``append_one`` through each of the two SQL functions: a single event outside a transaction
+    takes ``flunq_append_one``; inside ``transaction.atomic()`` it takes ``flunq_append``."""
+    from django.db import transaction
+
+    settings.DB_PREPARE = request.param == "single-event function"  # and both statement modes
+
+    def append_one(event, **options):
+        if request.param == "single-event function":
+            return services.append_one(event, **options)
+        with transaction.atomic():
+            return services.append_one(event, **options)
+
+    return append_one
+
+
+def test_both_append_functions_keep_the_same_rules(append_one_way):
+    first = append_one_way(new_event(data={"a": 1}), stream="same-1", expected_version=services.NO_STREAM)
+    assert (first.version, first.duplicate) == (0, False)
+    retry = append_one_way(new_event(data={"a": 1}, id=first.event.id), stream="same-1")
+    assert retry.duplicate and (retry.position, retry.version) == (first.position, 0)
+    with pytest.raises(DuplicateEventConflict):
+        append_one_way(new_event(data={"a": 2}, id=first.event.id), stream="same-1")
+    with pytest.raises(WrongExpectedVersion) as error:
+        append_one_way(new_event(), stream="same-1", expected_version="5")
+    assert error.value.extra["actual_version"] == 0
+    second = append_one_way(new_event(), stream="same-1", expected_version="0")
+    assert second.version == 1 and second.position > first.position
+    assert Stream.objects.get(name="same-1").last_version == 1
+    delete_stream("same-1")
+    with pytest.raises(StreamDeleted):
+        append_one_way(new_event(), stream="same-1")
+    assert [e["version"] for e in selectors.read_all(after=0, limit=10).events] == [0, 1]
