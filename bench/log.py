@@ -211,7 +211,7 @@ class Peer:
 
 RAW_TABLE = "bench_raw_events"
 RAW_COLUMNS = "stream, version, id, source, specversion, type, executionid, data, content_hash"
-RAW_INSERT = f"INSERT INTO {RAW_TABLE} ({RAW_COLUMNS}) VALUES (%s, %s, %s, %s, '1.0', %s, %s, %s::jsonb, %s)"
+RAW_INSERT = f"INSERT INTO {RAW_TABLE} ({RAW_COLUMNS}) VALUES (%s, %s, %s, %s, '1.0', %s, %s, %s::json, %s)"
 
 
 class Raw:

@@ -1,7 +1,7 @@
 """The event log: one row per CloudEvent, append-only, ordered by a gap-safe global position.
 
 Rows are written only by ``events.services.append`` through the SQL function ``flunq_append``
-(``events/sql/append.sql``); PostgreSQL itself refuses UPDATE and DELETE on the table. The model
+(``events/sql/log.sql``); PostgreSQL itself refuses UPDATE and DELETE on the table. The model
 exists for reads (admin) and for migrations.
 """
 
@@ -15,6 +15,18 @@ class Xid8Field(models.Field):
 
     def db_type(self, connection) -> str:
         return "xid8"
+
+
+class StoredJSONField(models.JSONField):
+    """PostgreSQL ``json``: the JSON kept as the service wrote it, read back with no conversion
+    (``jsonb`` would be re-rendered on every read: the most expensive part of reading a page)."""
+
+    def db_type(self, connection) -> str:
+        return "json"
+
+    def from_db_value(self, value, expression, connection):
+        # psycopg parses ``json`` itself (Django installs a text loader for ``jsonb`` only).
+        return value if not isinstance(value, str) else super().from_db_value(value, expression, connection)
 
 
 class Event(models.Model):
@@ -31,7 +43,7 @@ class Event(models.Model):
     time = models.DateTimeField(null=True, blank=True)
     datacontenttype = models.TextField(null=True, blank=True)
     dataschema = models.TextField(null=True, blank=True)
-    data = models.JSONField(null=True, blank=True)
+    data = StoredJSONField(null=True, blank=True)
     data_base64 = models.BinaryField(null=True, blank=True)
     # flunq extension attributes, kept as columns for filtering.
     tenantid = models.TextField(null=True, blank=True)

@@ -178,8 +178,8 @@ def _stamp_tenant(events: Sequence[NewEvent], tenant: str) -> None:
 # recordedtime as epoch microseconds: psycopg's text parsing of a timestamptz costs more than the rest
 # of reading the result.
 _RESULT = f"o_position, o_stream, o_version, {micros('o_recordedtime')}, o_duplicate"
-_APPEND_BATCH = f"SELECT {_RESULT} FROM flunq_append(%s::jsonb, %s, %s)"
-_APPEND_ONE = f"SELECT {_RESULT} FROM flunq_append_one(%s::jsonb, %s, %s)"
+_APPEND_BATCH = f"SELECT {_RESULT} FROM flunq_append(%s::json, %s, %s)"
+_APPEND_ONE = f"SELECT {_RESULT} FROM flunq_append_one(%s::json, %s, %s)"
 _SOURCE_ID_TAKEN = "flunq_events_source_id"
 
 

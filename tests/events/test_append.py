@@ -9,7 +9,7 @@ import psycopg
 import pytest
 from django.db import connection
 
-from events import selectors, services
+from events import horizon, selectors, services
 from flunq_events.errors import (
     DuplicateEventConflict,
     InvalidEvent,
@@ -87,7 +87,7 @@ def test_concurrent_appends_with_the_same_expected_version_exactly_one_wins():
             barrier.wait()
             row = new_event().row("race-1")
             try:
-                conn.execute("SELECT * FROM flunq_append(%s::jsonb, '0')", [orjson.dumps([row]).decode()])
+                conn.execute("SELECT * FROM flunq_append(%s::json, '0')", [orjson.dumps([row]).decode()])
                 outcomes.append("won")
             except psycopg.Error as exc:
                 outcomes.append(exc.sqlstate)
@@ -240,4 +240,5 @@ def test_both_append_functions_keep_the_same_rules(append_one_way):
     delete_stream("same-1")
     with pytest.raises(StreamDeleted):
         append_one_way(new_event(), stream="same-1")
+    horizon.wait_for(second.position, timeout=10)
     assert [e["version"] for e in selectors.read_all(after=0, limit=10).events] == [0, 1]

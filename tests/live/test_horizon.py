@@ -21,7 +21,7 @@ def open_append(stream: str) -> tuple[psycopg.Connection, int]:
     conn = psycopg.connect(database_url_of_test_db())
     row = new_event("task.held").row(stream)
     position = conn.execute(
-        "SELECT o_position FROM flunq_append(%s::jsonb)", [orjson.dumps([row]).decode()]
+        "SELECT o_position FROM flunq_append(%s::json)", [orjson.dumps([row]).decode()]
     ).fetchone()[0]
     return conn, position
 

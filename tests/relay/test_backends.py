@@ -35,7 +35,7 @@ def test_a_held_open_append_transaction_makes_the_relay_wait_never_skip(broker, 
     try:
         first = event(1)
         held.execute(
-            "SELECT o_position FROM flunq_append(%s::jsonb)",
+            "SELECT o_position FROM flunq_append(%s::json)",
             [orjson.dumps([first.row(derive_stream(first))]).decode()],
         )
         later = services.append([event(2)]).events[0]  # another stream: no stream lock to wait for

@@ -144,7 +144,7 @@ def test_a_held_open_append_holds_the_relay_back(relay, memory):
     try:
         first = event(5)
         low = held.execute(
-            "SELECT o_position FROM flunq_append(%s::jsonb)",
+            "SELECT o_position FROM flunq_append(%s::json)",
             [orjson.dumps([first.row(derive_stream(first))]).decode()],
         ).fetchone()[0]
         later = services.append([event(6)]).events[0]
