@@ -13,17 +13,16 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
-import psycopg
-from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
 from events import horizon as horizon_
 from events.cloudevents import STREAM_NAME
+from flunq_events import db
 from flunq_events.errors import Conflict, NotFound, StreamDeleted
 from streams.models import Stream
 
-# Two forms of the same columns. Read in binary (``fetch``: psycopg builds timestamps in C), the
+# Two forms of the same columns. Read in binary (``db.rows``: psycopg builds timestamps in C), the
 # timestamps come as they are stored. Through a text cursor of Django's they would be parsed by its
 # timestamptz loader in Python (~70 us a value, most of the cost of a page), so ``COLUMNS`` selects
 # them as integer microseconds since the epoch instead. ``to_cloudevent`` takes either.
@@ -38,24 +37,10 @@ BINARY_COLUMNS = _COLUMNS.format(time='"time"', recordedtime="recordedtime")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def micros(column: str) -> str:
-    """SQL selecting the timestamp ``column`` as integer microseconds since the epoch."""
-    return _MICROS.format(column)
-
-
-def from_micros(value: int | datetime) -> datetime:
-    """The UTC datetime of ``value`` microseconds since the epoch (see ``micros``); a datetime
-    (a binary read) as it is."""
+def _as_datetime(value: int | datetime) -> datetime:
+    """A timestamp of ``COLUMNS`` (microseconds since the epoch) as a UTC datetime; one of
+    ``BINARY_COLUMNS`` as it is."""
     return value if value.__class__ is datetime else _EPOCH + timedelta(microseconds=value)
-
-
-def fetch(sql: str, params: list) -> list[tuple]:
-    """Rows of a read on Django's connection, in binary (select ``BINARY_COLUMNS``), with
-    server-side parameters and a prepared statement per query shape (``DB_PREPARE``): planning a
-    page query anew took as long as reading the page."""
-    connection.ensure_connection()
-    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
-        return cursor.execute(sql, params, binary=True, prepare=settings.DB_PREPARE).fetchall()
 
 
 def to_cloudevent(row: tuple) -> dict[str, Any]:
@@ -70,7 +55,7 @@ def to_cloudevent(row: tuple) -> dict[str, Any]:
     if subject is not None:
         event["subject"] = subject
     if time is not None:
-        event["time"] = from_micros(time)
+        event["time"] = _as_datetime(time)
     if datacontenttype is not None:
         event["datacontenttype"] = datacontenttype
     if dataschema is not None:
@@ -92,7 +77,7 @@ def to_cloudevent(row: tuple) -> dict[str, Any]:
     event["stream"] = stream
     event["version"] = version
     event["position"] = position
-    event["recordedtime"] = from_micros(recordedtime)
+    event["recordedtime"] = _as_datetime(recordedtime)
     if data_base64 is not None:
         event["data_base64"] = base64.b64encode(bytes(data_base64)).decode("ascii")
     elif data is not None:
@@ -200,7 +185,7 @@ def read_all(
     if horizon is None:
         # The horizon and the page in one round trip; a row of NULLs after the horizon when the
         # page is empty. OFFSET 0 keeps the horizon computed once, not once per row.
-        found = fetch(
+        found = db.rows(
             "SELECT h.horizon, e.* FROM (SELECT flunq_horizon() AS horizon OFFSET 0) h LEFT JOIN LATERAL ("
             f'SELECT {BINARY_COLUMNS} FROM flunq_events WHERE "position" > %s AND "position" <= h.horizon{where} '
             'ORDER BY "position" LIMIT %s) e ON true',
@@ -210,7 +195,7 @@ def read_all(
         rows = [row[1:] for row in found] if found[0][1] is not None else []
     else:
         upper = horizon
-        rows = fetch(
+        rows = db.rows(
             f'SELECT {BINARY_COLUMNS} FROM flunq_events WHERE "position" > %s AND "position" <= %s{where} '
             'ORDER BY "position" LIMIT %s',
             [after, upper, *params, limit],
@@ -269,7 +254,7 @@ def read_stream(name: str, *, from_version: int | None, limit: int, backwards: b
         clauses.append('"version" <= %s' if backwards else '"version" >= %s')
         params.append(from_version)
     order = "DESC" if backwards else "ASC"
-    rows = fetch(
+    rows = db.rows(
         f'SELECT {BINARY_COLUMNS} FROM flunq_events WHERE {" AND ".join(clauses)} ORDER BY "version" {order} LIMIT %s',
         [*params, limit],
     )
@@ -298,7 +283,7 @@ def get_event(event_id: str, source: str | None = None, *, tenantid: str | None 
     if source is not None:
         sql += " AND source = %s"
         params.append(source)
-    rows = fetch(sql + ' ORDER BY "position" LIMIT 10', params)
+    rows = db.rows(sql + ' ORDER BY "position" LIMIT 10', params)
     if not rows:
         raise NotFound(f"no event with id {event_id!r}" + (f" from source {source!r}" if source else ""))
     if len(rows) > 1:

@@ -22,14 +22,12 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import orjson
-import psycopg
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, connection, transaction
 
 from events.cloudevents import NewEvent, check_stream_name, derive_stream, format_time
 from events.notify import notifier
-from events.selectors import from_micros, micros
-from flunq_events import metrics
+from flunq_events import db, metrics
 from flunq_events.errors import (
     Conflict,
     DuplicateEventConflict,
@@ -155,7 +153,7 @@ def append(
         transaction.on_commit(notifier.poke)
     return AppendResult(
         events=[
-            Appended(event, name, version, position, from_micros(recorded), duplicate)
+            Appended(event, name, version, position, recorded, duplicate)
             for event, (position, name, version, recorded, duplicate) in zip(events, rows, strict=True)
         ]
     )
@@ -175,39 +173,33 @@ def _stamp_tenant(events: Sequence[NewEvent], tenant: str) -> None:
             )
 
 
-# recordedtime as epoch microseconds: psycopg's text parsing of a timestamptz costs more than the rest
-# of reading the result.
-_RESULT = f"o_position, o_stream, o_version, {micros('o_recordedtime')}, o_duplicate"
-_APPEND_BATCH = f"SELECT {_RESULT} FROM flunq_append(%s::json, %s, %s)"
-_APPEND_ONE = f"SELECT {_RESULT} FROM flunq_append_one(%s::json, %s, %s)"
+_APPEND_BATCH = "SELECT * FROM flunq_append(%s::json, %s, %s)"
+_APPEND_ONE = "SELECT * FROM flunq_append_one(%s::json, %s, %s)"
 _SOURCE_ID_TAKEN = "flunq_events_source_id"
+_MAYBE_A_RETRY = {"FQ002", "FQ004", "FQ007"}  # wrong expected version, deleted stream, other tenant's
 
 
 def _execute(events: list[dict], expected_version: str, tenant: str | None) -> list[tuple]:
     if len(events) == 1 and not connection.in_atomic_block:
-        # The common case, on the driver's connection with server-side parameters and a prepared
-        # statement (Django's cursor quotes the payload into the SQL text and plans it each time).
-        # A (source, id) already stored fails here; the batch path below then answers it.
-        connection.ensure_connection()
+        # The common case. It does not look for a stored (source, id) first: a retry fails on the
+        # unique index or on a check that idempotency comes before (expected version, deleted
+        # stream, tenant), and the batch function below answers it: the stored original, or the
+        # same refusal.
         try:
-            with connection.wrap_database_errors:
-                one = (orjson.dumps(events[0]).decode(), expected_version, tenant)
-                with psycopg.Cursor(connection.connection) as cursor:
-                    return cursor.execute(_APPEND_ONE, one, prepare=settings.DB_PREPARE).fetchall()
+            return db.rows(_APPEND_ONE, (orjson.dumps(events[0]).decode(), expected_version, tenant))
         except IntegrityError as exc:
             if _constraint(exc) != _SOURCE_ID_TAKEN:
                 raise Conflict("the event conflicts with one appended concurrently") from exc
         except DatabaseError as exc:
-            raise _translate(exc) from exc
+            if _sqlstate(exc) not in _MAYBE_A_RETRY:
+                raise _translate(exc) from exc
     # A concurrent append of the same (source, id) to another stream is caught by the unique index;
     # the retry then finds the committed original and answers idempotently (or 409).
     params = (orjson.dumps(events).decode(), expected_version, tenant)
     attempts = 1 if connection.in_atomic_block else 2
     for attempt in range(attempts):
         try:
-            with connection.cursor() as cursor:
-                cursor.execute(_APPEND_BATCH, params)
-                return cursor.fetchall()
+            return db.rows(_APPEND_BATCH, params)
         except IntegrityError as exc:
             if attempt + 1 < attempts and _sqlstate(exc) == "23505":
                 continue

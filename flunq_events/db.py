@@ -1,7 +1,8 @@
 """Plain psycopg connections to the service's database, for work outside Django's ORM.
 
 LISTEN loops, the commit notifier and benchmarks need a connection of their own (not Django's
-per-thread one); this builds it from the same ``DATABASES["default"]`` settings.
+per-thread one); this builds it from the same ``DATABASES["default"]`` settings. ``rows`` runs the
+log's hot statements on Django's own connection, past its cursor.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import functools
 
 import psycopg
 from django.conf import settings
-from django.db import OperationalError
+from django.db import OperationalError, connection
 
 
 def conninfo() -> str:
@@ -33,6 +34,17 @@ def connect(*, autocommit: bool = True) -> psycopg.Connection:
 
 async def connect_async(*, autocommit: bool = True) -> psycopg.AsyncConnection:
     return await psycopg.AsyncConnection.connect(conninfo(), autocommit=autocommit)
+
+
+def rows(sql: str, params: list | tuple) -> list[tuple]:
+    """The rows of one statement on Django's connection (in its transaction, if any), through
+    psycopg directly: server-side parameters, a prepared statement per query shape
+    (``DB_PREPARE``) and results in binary, so timestamps are built in C. Django's cursor quotes
+    parameters into new SQL text each time (planned anew: as long as reading a page of events) and
+    parses timestamps in Python. Errors come as Django's database errors."""
+    connection.ensure_connection()
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+        return cursor.execute(sql, params, binary=True, prepare=settings.DB_PREPARE).fetchall()
 
 
 def retry_on_deadlock(function):

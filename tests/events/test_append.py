@@ -242,3 +242,14 @@ def test_both_append_functions_keep_the_same_rules(append_one_way):
         append_one_way(new_event(), stream="same-1")
     horizon.wait_for(second.position, timeout=10)
     assert [e["version"] for e in selectors.read_all(after=0, limit=10).events] == [0, 1]
+
+
+def test_a_retry_gets_the_original_whatever_happened_to_the_stream_since(append_one_way):
+    event = new_event(data={"a": 1})
+    first = append_one_way(event, stream="retry-1", expected_version=services.NO_STREAM)
+    append_one_way(new_event(), stream="retry-1")
+    again = append_one_way(new_event(data={"a": 1}, id=event.id), stream="retry-1", expected_version="0")
+    assert again.duplicate and again.position == first.position  # the expected version is stale
+    delete_stream("retry-1")
+    again = append_one_way(new_event(data={"a": 1}, id=event.id), stream="retry-1")
+    assert again.duplicate and again.position == first.position  # the stream is deleted
