@@ -81,17 +81,15 @@ class NewEvent:
         return out
 
     def row(self, stream: str) -> dict[str, Any]:
-        """What the append function in the database stores for this event."""
+        """What the append function in the database stores for this event (absent = NULL)."""
         attributes = self.attributes()
-        row = {name: getattr(self, name) for name in REQUIRED + OPTIONAL + FLUNQ_EXTENSIONS}
-        row["stream"] = stream
-        row["extensions"] = self.extensions
-        if self.data_base64 is not None:
-            row["data_base64"] = self.data_base64
-        elif self.has_data:
-            row["data"] = self.data
-        canonical = orjson.dumps({"stream": stream, **attributes}, option=orjson.OPT_SORT_KEYS)
+        row = {"stream": stream, **attributes}
+        canonical = orjson.dumps(row, option=orjson.OPT_SORT_KEYS)
         row["hash"] = hashlib.sha256(canonical).hexdigest()
+        if self.extensions:
+            for name in self.extensions:
+                del row[name]
+            row["extensions"] = self.extensions
         return row
 
 
