@@ -153,6 +153,10 @@ def _extension_value(value: Any, index: int | None, name: str) -> Any:
     )
 
 
+_OPTIONAL_STRINGS = ("subject", "datacontenttype", "dataschema", *FLUNQ_EXTENSIONS)
+_KNOWN = frozenset(REQUIRED + OPTIONAL + FLUNQ_EXTENSIONS + DATA_KEYS)
+
+
 def from_structured(obj: Any, index: int | None = None) -> NewEvent:
     """One event in structured mode (a JSON object)."""
     if not isinstance(obj, dict):
@@ -170,8 +174,10 @@ def from_structured(obj: Any, index: int | None = None) -> NewEvent:
     )
     if event.specversion != "1.0":
         raise _invalid(index, "specversion", f"only '1.0' is supported, got {event.specversion!r}")
-    for name in ("subject", "datacontenttype", "dataschema", *FLUNQ_EXTENSIONS):
-        setattr(event, name, _string(values.get(name), index, name))
+    for name in _OPTIONAL_STRINGS:
+        value = values.get(name)
+        if value is not None:
+            setattr(event, name, _string(value, index, name))
     if "time" in values:
         moment = _string(values["time"], index, "time")
         try:
@@ -191,7 +197,7 @@ def from_structured(obj: Any, index: int | None = None) -> NewEvent:
         event.data, event.has_data = values["data"], True
     extensions = {}
     for name, value in values.items():
-        if name in REQUIRED or name in OPTIONAL or name in FLUNQ_EXTENSIONS or name in DATA_KEYS:
+        if name in _KNOWN:
             continue
         if not ATTRIBUTE_NAME.match(name):
             raise _invalid(index, name, "attribute names are lowercase letters and digits only (CloudEvents)")
