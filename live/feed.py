@@ -32,7 +32,7 @@ from events import selectors
 from events.selectors import EventFilter
 from live import db
 from live.query import Start, describe
-from live.tailer import LiveEvent, LogTailer, Mailbox, get_tailer, render
+from live.tailer import LiveEvent, LogTailer, Mailbox, get_tailer
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,9 +111,7 @@ class Feed:
             page = await db.run(selectors.read_all, self.cursor, self.page_size, self.filter, horizon=upper)
             if page.events:
                 self.cursor = page.events[-1]["position"]
-                yield Item(
-                    "events", self.cursor, [LiveEvent(e["position"], e, render(e)) for e in page.events]
-                )
+                yield Item("events", self.cursor, [LiveEvent.of(e) for e in page.events])
                 if self._restart or self._overflowed:
                     return
             self.cursor = max(self.cursor, page.next_after)

@@ -34,6 +34,7 @@ from psycopg.conninfo import make_conninfo
 
 from events.selectors import COLUMNS, to_cloudevent
 from flunq_events import db
+from live.wire import text_frame
 
 logger = logging.getLogger(__name__)
 
@@ -49,11 +50,18 @@ def render(event: dict[str, Any]) -> str:
 
 @dataclass(frozen=True, slots=True)
 class LiveEvent:
-    """One event, rendered once per process: the CloudEvent (for filters) and its JSON text."""
+    """One event, rendered once per process: the CloudEvent (for filters), its JSON text and the
+    websocket frame carrying that text (``live.wire``)."""
 
     position: int
     event: dict[str, Any]
     text: str
+    frame: bytes
+
+    @classmethod
+    def of(cls, event: dict[str, Any]) -> LiveEvent:
+        text = render(event)
+        return cls(event["position"], event, text, text_frame(text.encode()))
 
     @classmethod
     def from_row(cls, row: tuple) -> LiveEvent:
@@ -63,7 +71,7 @@ class LiveEvent:
         event["recordedtime"] = event["recordedtime"].astimezone(UTC)
         if isinstance(event.get("time"), datetime):
             event["time"] = event["time"].astimezone(UTC)
-        return cls(event["position"], event, render(event))
+        return cls.of(event)
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,12 +120,18 @@ class Mailbox:
         return batch
 
     async def wait(self, timeout: float | None) -> None:
-        """Until a batch, an overflow or ``wake()``; at most ``timeout`` seconds."""
+        """Until a batch, an overflow or ``wake()``; at most ``timeout`` seconds (then the caller
+        finds no batch). A timer rather than ``asyncio.wait_for``, which costs a task per call."""
+        if self._ready.is_set():
+            return
         if timeout is None:
             await self._ready.wait()
             return
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._ready.wait(), timeout)
+        timer = asyncio.get_running_loop().call_later(timeout, self._ready.set)
+        try:
+            await self._ready.wait()
+        finally:
+            timer.cancel()
 
     def wake(self) -> None:
         self._ready.set()
