@@ -66,6 +66,7 @@ class Feed:
         heartbeat: float | None = None,
     ) -> None:
         self.filter = filter_
+        self._everything = _matches_everything(filter_)
         self.cursor: int | None = None
         self.buffer = buffer or settings.LIVE_CLIENT_BUFFER
         self.page_size = page_size or settings.LIVE_PAGE_SIZE
@@ -78,6 +79,7 @@ class Feed:
     def change(self, filter_: EventFilter, start: Start | None = None) -> None:
         """Use ``filter_`` from the cursor on (or from ``start``); takes effect before the next event."""
         self.filter = filter_
+        self._everything = _matches_everything(filter_)
         self._start = start
         self._restart = True
         if self._mailbox is not None:
@@ -123,7 +125,7 @@ class Feed:
         return self._mailbox is not None and self._mailbox.overflowed
 
     def _select(self, events: tuple[LiveEvent, ...], after: int) -> list[LiveEvent]:
-        if _matches_everything(self.filter):
+        if self._everything:
             return [live for live in events if live.position > after]
         matches = self.filter.matches
         return [live for live in events if live.position > after and matches(live.event)]
