@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from events.selectors import EventFilter
@@ -90,7 +92,7 @@ async def test_the_tailer_hands_out_contiguous_batches_page_by_page():
     finally:
         await tailer.stop()
     assert batches[0].lo <= start
-    for before, after in zip(batches, batches[1:], strict=False):
+    for before, after in itertools.pairwise(batches):
         assert after.lo == before.hi  # nothing between two batches is left out
     for batch in batches:
         assert len(batch.events) <= 2
