@@ -298,7 +298,7 @@ class Result:
         top = max(self.latencies, default=0) * 1000
         rss = f"{self.rss[0]:.0f} -> {self.rss[1]:.0f} (max {self.rss[2]:.0f})" if self.rss else ""
         delivered = self.delivered_rate * self.seconds
-        cpu = f"{self.server_cpu * 1e6 / delivered:.0f}" if self.server_cpu and delivered else ""
+        cpu = f"{self.server_cpu * 1e6 / delivered:.1f}" if self.server_cpu and delivered else ""
         return [self.name, str(self.clients), f"{self.appended_rate:,.0f}", f"{self.delivered_rate:,.0f}",
                 f"{p50:.2f}", f"{p99:.2f}", f"{top:.2f}", str(self.resyncs + self.closed_sinks), cpu, rss]  # fmt: skip
 
