@@ -76,6 +76,15 @@ def cpu_times(pids: list[int]) -> tuple[float, float]:
     return user / os.sysconf("SC_CLK_TCK"), system / os.sysconf("SC_CLK_TCK")
 
 
+def run_queue_seconds(pids: list[int]) -> float:
+    """Time the processes' main threads (the event loops) were ready to run but waited for a core."""
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            total += int(Path(f"/proc/{pid}/schedstat").read_text().split()[1])
+    return total / 1e9
+
+
 def cpu_seconds(pids: list[int]) -> float:
     """User + system CPU time the processes have used so far."""
     return sum(cpu_times(pids))
@@ -315,6 +324,8 @@ async def feed_round(base: str, pids: list[int], clients: int, probes: int, args
 
     sampler = MemorySampler(pids) if pids else contextlib.nullcontext()
     user_before, system_before = cpu_times(pids)
+    waited_before = run_queue_seconds(pids)
+    probes_waited_before = run_queue_seconds([os.getpid()])
     own_before = time.process_time() + sinks.cpu()
     appends_began = time.monotonic()
     with sampler:
@@ -331,8 +342,9 @@ async def feed_round(base: str, pids: list[int], clients: int, probes: int, args
     window = time.monotonic() - appends_began
     print(
         f"  CPU over {window:.1f} s: server {user + system:.1f} s ({(user + system) / window:.2f} cores; "
-        f"user {user:.1f} s, system {system:.1f} s), "
-        f"load generator {own_cpu:.1f} s ({own_cpu / window:.2f} cores)",
+        f"user {user:.1f} s, system {system:.1f} s; waited for a core {run_queue_seconds(pids) - waited_before:.1f} s), "
+        f"load generator {own_cpu:.1f} s ({own_cpu / window:.2f} cores; its probes' loop waited for a core "
+        f"{run_queue_seconds([os.getpid()]) - probes_waited_before:.1f} s)",
         flush=True,
     )
     events, closed, first = await sinks.stop()
