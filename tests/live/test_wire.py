@@ -44,3 +44,42 @@ def test_no_writer_for_a_send_that_is_not_uvicorns_websocket_protocol():
         pass
 
     assert FrameWriter.for_send(send) is None
+
+
+async def test_uvicorns_websocket_protocol_gets_a_writer_unless_compression_was_negotiated():
+    # A real uvicorn (the pinned version, default websocket protocol) in this event loop: the app
+    # writes one frame through the writer when it gets one, else sends through ASGI.
+    import asyncio
+
+    import uvicorn
+    from websockets.asyncio.client import connect
+
+    from flunq_events.devservers import free_port
+
+    async def app(scope, receive, send):
+        if scope["type"] != "websocket":
+            return
+        await receive()  # websocket.connect
+        await send({"type": "websocket.accept"})
+        writer = FrameWriter.for_send(send)
+        if writer is None:
+            await send({"type": "websocket.send", "text": "through asgi"})
+        else:
+            await writer.write(text_frame(b"written once") + text_frame(b"in one write"))
+        await receive()  # until the client closes
+
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+    )
+    serving = asyncio.create_task(server.serve())
+    try:
+        while not server.started:
+            await asyncio.sleep(0.01)
+        async with connect(f"ws://127.0.0.1:{port}/", compression=None) as ws:
+            assert [await ws.recv(), await ws.recv()] == ["written once", "in one write"]
+        async with connect(f"ws://127.0.0.1:{port}/", compression="deflate") as ws:
+            assert await ws.recv() == "through asgi"
+    finally:
+        server.should_exit = True
+        await serving
