@@ -4,19 +4,20 @@
     python -m bench.live --clients 1,100 --seconds 5
     python -m bench.live --long                # + 100 clients for 10 minutes: server memory over time
 
-One uvicorn process serves the feeds (as ``make run`` does), on a fresh database. Appender threads
+One uvicorn process (``--workers`` N: N processes, each tailing the log) serves the feeds (as
+``make run`` does), on a fresh database. Appender threads
 append single-event transactions through ``events.services.append`` at ``--rate`` events/s, each
 noting when its append returned (committed). Every connected client receives every event:
 
 - ``--probes`` clients (``websockets``) parse each message and note when it arrived; latency is
   receipt minus commit, over every event of every probe.
-- the other clients are raw sockets that complete the handshake and then discard what arrives, so
-  the load generator, which shares the machine's cores with the server, stays cheap while the
-  server still sends every event to every client.
+- the other clients are raw sockets that complete the handshake and then count what arrives
+  with one ``bytes.count`` per read, so the load generator (uvloop), which shares the machine's
+  cores with the server, stays cheap while the server still sends every event to every client.
 
 The ceiling, measured in the same run on the same server: raw LISTEN/NOTIFY, one NOTIFY per
 transaction at the same rate (delivery latency) and as fast as one sender can go (notifies/s).
-Server memory (RSS) is sampled every second.
+Server memory (RSS) is sampled every second; server CPU is that of all its processes.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import orjson
+import uvloop
 
 from bench import common
 
@@ -44,33 +46,63 @@ _ids = itertools.count()  # event ids, unique over the whole run
 # --- server memory -------------------------------------------------------------------------------
 
 
-def server_pid(port: int) -> int | None:
+def server_pids(port: int) -> list[int]:
+    """The uvicorn process listening on ``port`` and its descendants (its ``--workers``)."""
+    parents: dict[int, int] = {}
+    main = None
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         with contextlib.suppress(OSError):
+            parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
             arguments = (entry / "cmdline").read_bytes().split(b"\0")
             if b"uvicorn" in b" ".join(arguments) and str(port).encode() in arguments:
-                return int(entry.name)
-    return None
+                main = int(entry.name)
+    if main is None:
+        return []
+    pids = [main]
+    for pid in pids:  # grows while it is walked: children, grandchildren, ...
+        pids += [child for child, parent in parents.items() if parent == pid]
+    return pids
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time the process has used so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def cpu_times(pids: list[int]) -> tuple[float, float]:
+    """User and system CPU time the processes have used so far."""
+    user = system = 0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            user, system = user + int(fields[11]), system + int(fields[12])
+    return user / os.sysconf("SC_CLK_TCK"), system / os.sysconf("SC_CLK_TCK")
 
 
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
+def run_queue_seconds(pids: list[int]) -> float:
+    """Time the processes' main threads (the event loops) were ready to run but waited for a core."""
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            total += int(Path(f"/proc/{pid}/schedstat").read_text().split()[1])
+    return total / 1e9
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time the processes have used so far."""
+    return sum(cpu_times(pids))
+
+
+def rss_mb(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+    return total / 1024
 
 
 class MemorySampler:
-    def __init__(self, pid: int, every: float = 1.0) -> None:
-        self.pid, self.every = pid, every
+    def __init__(self, pids: list[int], every: float = 1.0) -> None:
+        self.pids, self.every = pids, every
         self.samples: list[tuple[float, float]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -79,7 +111,7 @@ class MemorySampler:
     def _run(self) -> None:
         while not self._stop.is_set():
             with contextlib.suppress(OSError):
-                self.samples.append((time.monotonic() - self._start, rss_mb(self.pid)))
+                self.samples.append((time.monotonic() - self._start, rss_mb(self.pids)))
             self._stop.wait(self.every)
 
     def __enter__(self) -> MemorySampler:
@@ -94,8 +126,12 @@ class MemorySampler:
 # --- clients -------------------------------------------------------------------------------------
 
 
+MARK = b'{"specversion"'  # how every event frame's payload starts
+
+
 class Sink(asyncio.Protocol):
-    """A websocket client that completes the handshake and discards everything after it."""
+    """A websocket client that completes the handshake and discards everything after it, counting
+    events: one ``bytes.count`` per read (the socket is read in big chunks), no frame parsing."""
 
     def __init__(self) -> None:
         self.caught_up = asyncio.get_running_loop().create_future()
@@ -107,9 +143,9 @@ class Sink(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.received += len(data)
-        # Count events (a marker split across two reads is found by keeping a short tail).
-        self.events += (self._tail + data).count(b'{"specversion"')
-        self._tail = data[-15:]
+        # A marker split across two reads is found in the previous read's tail + this one's head.
+        self.events += data.count(MARK) + (self._tail + data[: len(MARK) - 1]).count(MARK)
+        self._tail = data[1 - len(MARK) :]
         if not self.caught_up.done():
             self._head += data
             if b"caught_up" in self._head:
@@ -134,6 +170,47 @@ async def open_sink(base: str) -> tuple[asyncio.Transport, Sink]:
     )
     await asyncio.wait_for(sink.caught_up, 60)
     return transport, sink
+
+
+class Sinks:
+    """``count`` sinks in a process of their own, so that reading 100k messages/s shares no
+    interpreter lock with the probes' timing and the appender threads."""
+
+    def __init__(self, base: str, count: int) -> None:
+        import multiprocessing
+
+        context = multiprocessing.get_context("spawn")
+        self._pipe, child = context.Pipe()
+        self._process = context.Process(target=_sinks_main, args=(base, count, child), daemon=True)
+        self._process.start()
+
+    async def ready(self) -> None:
+        assert await asyncio.to_thread(self._pipe.recv) == "ready"
+
+    def cpu(self) -> float:
+        return cpu_seconds([self._process.pid])
+
+    async def stop(self) -> tuple[int, int, float | None]:
+        """Events counted, sinks the server closed, when the first was closed (monotonic)."""
+        self._pipe.send("stop")
+        result = await asyncio.to_thread(self._pipe.recv)
+        await asyncio.to_thread(self._process.join)
+        return result
+
+
+def _sinks_main(base: str, count: int, pipe) -> None:
+    async def hold() -> None:
+        sinks: list[tuple[asyncio.Transport, Sink]] = []
+        for chunk in range(0, count, 50):
+            sinks += await asyncio.gather(*(open_sink(base) for _ in range(min(50, count - chunk))))
+        pipe.send("ready")
+        await asyncio.to_thread(pipe.recv)
+        closed = [sink.closed.result() for _, sink in sinks if sink.closed.done()]
+        pipe.send((sum(sink.events for _, sink in sinks), len(closed), min(closed, default=None)))
+        for transport, _ in sinks:
+            transport.close()
+
+    uvloop.run(hold())
 
 
 @dataclass
@@ -230,26 +307,26 @@ class Result:
         top = max(self.latencies, default=0) * 1000
         rss = f"{self.rss[0]:.0f} -> {self.rss[1]:.0f} (max {self.rss[2]:.0f})" if self.rss else ""
         delivered = self.delivered_rate * self.seconds
-        cpu = f"{self.server_cpu * 1e6 / delivered:.0f}" if self.server_cpu and delivered else ""
+        cpu = f"{self.server_cpu * 1e6 / delivered:.1f}" if self.server_cpu and delivered else ""
         return [self.name, str(self.clients), f"{self.appended_rate:,.0f}", f"{self.delivered_rate:,.0f}",
                 f"{p50:.2f}", f"{p99:.2f}", f"{top:.2f}", str(self.resyncs + self.closed_sinks), cpu, rss]  # fmt: skip
 
 
-async def feed_round(base: str, pid: int | None, clients: int, probes: int, args) -> Result:
-    began = time.monotonic()
+async def feed_round(base: str, pids: list[int], clients: int, probes: int, args) -> Result:
     probes = min(probes, clients)
-    sinks: list[tuple[asyncio.Transport, Sink]] = []
-    for chunk in range(0, clients - probes, 50):
-        sinks += await asyncio.gather(*(open_sink(base) for _ in range(min(50, clients - probes - chunk))))
+    sinks = Sinks(base, clients - probes)
+    await sinks.ready()
     stop = asyncio.Event()
     states = [Probe() for _ in range(probes)]
     readies = [asyncio.Event() for _ in range(probes)]
     tasks = [asyncio.create_task(run_probe(base, s, r, stop)) for s, r in zip(states, readies, strict=True)]
     await asyncio.wait_for(asyncio.gather(*(r.wait() for r in readies)), 60)
 
-    sampler = MemorySampler(pid) if pid else contextlib.nullcontext()
-    cpu_before = cpu_seconds(pid) if pid else None
-    own_before = time.process_time()
+    sampler = MemorySampler(pids) if pids else contextlib.nullcontext()
+    user_before, system_before = cpu_times(pids)
+    waited_before = run_queue_seconds(pids)
+    probes_waited_before = run_queue_seconds([os.getpid()])
+    own_before = time.process_time() + sinks.cpu()
     appends_began = time.monotonic()
     with sampler:
         commits, elapsed = await asyncio.to_thread(append_paced, args.rate, args.seconds, args.threads)
@@ -257,33 +334,35 @@ async def feed_round(base: str, pid: int | None, clients: int, probes: int, args
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and not all(last in s.arrivals for s in states):
             await asyncio.sleep(0.05)
-    server_cpu = cpu_seconds(pid) - cpu_before if pid else None
+    user, system = (
+        after - before for after, before in zip(cpu_times(pids), (user_before, system_before), strict=True)
+    )
+    server_cpu = user + system if pids else None
+    own_cpu = time.process_time() + sinks.cpu() - own_before
     window = time.monotonic() - appends_began
     print(
-        f"  CPU over {window:.1f} s: server {server_cpu or 0:.1f} s, "
-        f"this load generator {time.process_time() - own_before:.1f} s",
+        f"  CPU over {window:.1f} s: server {user + system:.1f} s ({(user + system) / window:.2f} cores; "
+        f"user {user:.1f} s, system {system:.1f} s; waited for a core {run_queue_seconds(pids) - waited_before:.1f} s), "
+        f"load generator {own_cpu:.1f} s ({own_cpu / window:.2f} cores; its probes' loop waited for a core "
+        f"{run_queue_seconds([os.getpid()]) - probes_waited_before:.1f} s)",
         flush=True,
     )
-    delivered = sum(sink.events for _, sink in sinks) + sum(len(s.arrivals) for s in states)
+    events, closed, first = await sinks.stop()
+    delivered = events + sum(len(s.arrivals) for s in states)
     stop.set()
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
-    closed = sum(1 for _, sink in sinks if sink.closed.done())
     if closed:
-        first = min(sink.closed.result() for _, sink in sinks if sink.closed.done())
         print(
-            f"  {closed} sinks closed by the server, the first {first - began:.1f} s into the round",
-            flush=True,
+            f"  {closed} sinks closed by the server, the first {first - appends_began:.1f} s into the appends"
         )
-    for transport, _ in sinks:
-        transport.close()
     latencies = [arrived - commits[p] for s in states for p, arrived in s.arrivals.items() if p in commits]
     missing = sum(1 for s in states for p in commits if p not in s.arrivals)
     if missing:
         print(f"  warning: {missing} events did not reach a probe within 30 s", flush=True)
     rss = None
-    if pid and sampler.samples:
+    if pids and sampler.samples:
         values = [mb for _, mb in sampler.samples]
         rss = (values[0], values[-1], max(values))
     return Result(
@@ -408,11 +487,11 @@ async def run(args, url: str) -> None:
     ]
     environ = {"DATABASE_URL": url, "AUTH_REQUIRED": "false"}
     # The raw sink clients discard what arrives, pings included: no keep-alive pings in the run.
-    with common.serve_asgi(environ, extra_args=["--ws-ping-interval", "0"]) as base:
-        pid = server_pid(urlsplit(base).port)
+    with common.serve_asgi(environ, workers=args.workers, extra_args=["--ws-ping-interval", "0"]) as base:
+        pids = server_pids(urlsplit(base).port)
         for clients in counts:
             print(f"... {clients} client(s) for {args.seconds:g} s at {args.rate:g} events/s", flush=True)
-            results.append(await feed_round(base, pid, clients, args.probes, args))
+            results.append(await feed_round(base, pids, clients, args.probes, args))
         print(table(results), flush=True)
         if args.markdown:
             print(markdown(results), flush=True)
@@ -421,19 +500,19 @@ async def run(args, url: str) -> None:
             p99 = common.percentile(hundred.latencies, 99) * 1000
             print(f"target p99 < 25 ms at 100 clients: {p99:.2f} ms, {'met' if p99 < 25 else 'MISSED'}")
         if args.long:
-            await long_run(base, pid, args)
+            await long_run(base, pids, args)
     common.drop_database(DATABASE)
 
 
-async def long_run(base: str, pid: int | None, args) -> None:
+async def long_run(base: str, pids: list[int], args) -> None:
     """100 clients for --long-seconds: server RSS every 30 s (flat means no leak per event)."""
     long_args = argparse.Namespace(**{**vars(args), "seconds": args.long_seconds})
     print(f"... long run: 100 clients for {args.long_seconds:g} s at {args.rate:g} events/s", flush=True)
-    sampler = MemorySampler(pid, every=30.0) if pid else contextlib.nullcontext()
+    sampler = MemorySampler(pids, every=30.0) if pids else contextlib.nullcontext()
     with sampler:
-        result = await feed_round(base, None, 100, args.probes, long_args)
+        result = await feed_round(base, [], 100, args.probes, long_args)
     print(table([result]), flush=True)
-    if pid:
+    if pids:
         series = ", ".join(f"{t:.0f}s {mb:.0f}" for t, mb in sampler.samples)
         print(f"server RSS MB over time: {series}", flush=True)
 
@@ -444,6 +523,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=1000.0, help="appended events per second")
     parser.add_argument("--seconds", type=float, default=10.0, help="seconds per client count")
     parser.add_argument("--threads", type=int, default=8, help="appender threads")
+    parser.add_argument("--workers", type=int, default=1, help="server processes (uvicorn --workers)")
     parser.add_argument("--probes", type=int, default=4, help="clients that measure latency")
     parser.add_argument("--long", action="store_true", help="add a 10-minute run with 100 clients")
     parser.add_argument("--long-seconds", type=float, default=600.0)
@@ -451,7 +531,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     os.environ.setdefault("LOG_LEVEL", "WARNING")
     url = common.setup_django(DATABASE, AUTH_REQUIRED="false")
-    asyncio.run(run(args, url))
+    uvloop.run(run(args, url))  # the load generator's loop, as cheap as the server's
     return 0
 
 

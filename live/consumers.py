@@ -34,6 +34,7 @@ from live import db
 from live.auth import authenticate
 from live.feed import Feed, Item
 from live.query import FILTERS, START, parse_filter, parse_query, parse_start, restrict_to_tenant
+from live.wire import FrameWriter
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +55,7 @@ class EventsConsumer(AsyncWebsocketConsumer):
     principal: Principal | None = None
     acked: int | None = None
     _task: asyncio.Task | None = None
+    _writer: FrameWriter | None = None
 
     async def connect(self) -> None:
         await self.accept()
@@ -76,6 +78,7 @@ class EventsConsumer(AsyncWebsocketConsumer):
             await self.close(code=CLOSE_INTERNAL, reason="the service is unavailable")
             return
         self.feed = Feed(filter_, start)
+        self._writer = FrameWriter.for_send(self.base_send)
         self._task = asyncio.get_running_loop().create_task(self._deliver())
 
     async def disconnect(self, code: int) -> None:
@@ -106,6 +109,10 @@ class EventsConsumer(AsyncWebsocketConsumer):
 
     async def _send_item(self, item: Item) -> None:
         if item.kind == "events":
+            if self._writer is not None:
+                # Every event's frame, encoded once per process, in one write (live.wire).
+                await self._writer.write(b"".join([live.frame for live in item.events]))
+                return
             # Straight to the server (Channels' send only wraps this): one call per event.
             for live in item.events:
                 await self.base_send({"type": "websocket.send", "text": live.text})

@@ -32,7 +32,7 @@ from events import selectors
 from events.selectors import EventFilter
 from live import db
 from live.query import Start, describe
-from live.tailer import LiveEvent, LogTailer, Mailbox, get_tailer, render
+from live.tailer import LiveEvent, LogTailer, Mailbox, get_tailer
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +66,7 @@ class Feed:
         heartbeat: float | None = None,
     ) -> None:
         self.filter = filter_
+        self._everything = _matches_everything(filter_)
         self.cursor: int | None = None
         self.buffer = buffer or settings.LIVE_CLIENT_BUFFER
         self.page_size = page_size or settings.LIVE_PAGE_SIZE
@@ -78,6 +79,7 @@ class Feed:
     def change(self, filter_: EventFilter, start: Start | None = None) -> None:
         """Use ``filter_`` from the cursor on (or from ``start``); takes effect before the next event."""
         self.filter = filter_
+        self._everything = _matches_everything(filter_)
         self._start = start
         self._restart = True
         if self._mailbox is not None:
@@ -111,9 +113,7 @@ class Feed:
             page = await db.run(selectors.read_all, self.cursor, self.page_size, self.filter, horizon=upper)
             if page.events:
                 self.cursor = page.events[-1]["position"]
-                yield Item(
-                    "events", self.cursor, [LiveEvent(e["position"], e, render(e)) for e in page.events]
-                )
+                yield Item("events", self.cursor, [LiveEvent.of(e) for e in page.events])
                 if self._restart or self._overflowed:
                     return
             self.cursor = max(self.cursor, page.next_after)
@@ -125,7 +125,7 @@ class Feed:
         return self._mailbox is not None and self._mailbox.overflowed
 
     def _select(self, events: tuple[LiveEvent, ...], after: int) -> list[LiveEvent]:
-        if _matches_everything(self.filter):
+        if self._everything:
             return [live for live in events if live.position > after]
         matches = self.filter.matches
         return [live for live in events if live.position > after and matches(live.event)]

@@ -34,11 +34,20 @@ from psycopg.conninfo import make_conninfo
 
 from events.selectors import COLUMNS, to_cloudevent
 from flunq_events import db
+from live.wire import text_frame
 
 logger = logging.getLogger(__name__)
 
 CHANNEL = "flunq_events"
-_READ = f'SELECT {COLUMNS} FROM flunq_events WHERE "position" > %s AND "position" <= %s ORDER BY "position" LIMIT %s'
+# One round trip per read: the horizon, the newest committed position, and the events after the
+# cursor up to that horizon, all in one statement and so one snapshot (the horizon is computed
+# from that snapshot, so every event at or below it is visible in it).
+_READ = (
+    "SELECT h.horizon, h.newest, e.* FROM (SELECT flunq_horizon() AS horizon, "
+    '(SELECT coalesce(max("position"), 0) FROM flunq_events) AS newest) h '
+    f'LEFT JOIN LATERAL (SELECT {COLUMNS} FROM flunq_events WHERE "position" > %s '
+    'AND "position" <= h.horizon ORDER BY "position" LIMIT %s) e ON true'
+)
 _HORIZON = 'SELECT flunq_horizon(), (SELECT coalesce(max("position"), 0) FROM flunq_events)'
 
 
@@ -49,11 +58,18 @@ def render(event: dict[str, Any]) -> str:
 
 @dataclass(frozen=True, slots=True)
 class LiveEvent:
-    """One event, rendered once per process: the CloudEvent (for filters) and its JSON text."""
+    """One event, rendered once per process: the CloudEvent (for filters), its JSON text and the
+    websocket frame carrying that text (``live.wire``)."""
 
     position: int
     event: dict[str, Any]
     text: str
+    frame: bytes
+
+    @classmethod
+    def of(cls, event: dict[str, Any]) -> LiveEvent:
+        text = render(event)
+        return cls(event["position"], event, text, text_frame(text.encode()))
 
     @classmethod
     def from_row(cls, row: tuple) -> LiveEvent:
@@ -63,7 +79,7 @@ class LiveEvent:
         event["recordedtime"] = event["recordedtime"].astimezone(UTC)
         if isinstance(event.get("time"), datetime):
             event["time"] = event["time"].astimezone(UTC)
-        return cls(event["position"], event, render(event))
+        return cls.of(event)
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,12 +128,18 @@ class Mailbox:
         return batch
 
     async def wait(self, timeout: float | None) -> None:
-        """Until a batch, an overflow or ``wake()``; at most ``timeout`` seconds."""
+        """Until a batch, an overflow or ``wake()``; at most ``timeout`` seconds (then the caller
+        finds no batch). A timer rather than ``asyncio.wait_for``, which costs a task per call."""
+        if self._ready.is_set():
+            return
         if timeout is None:
             await self._ready.wait()
             return
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._ready.wait(), timeout)
+        timer = asyncio.get_running_loop().call_later(timeout, self._ready.set)
+        try:
+            await self._ready.wait()
+        finally:
+            timer.cancel()
 
     def wake(self) -> None:
         self._ready.set()
@@ -206,8 +228,9 @@ class LogTailer:
                         timeout, lag_wait = lag_wait, min(lag_wait * 2, 0.1)
                     else:
                         timeout, lag_wait = self.poll_seconds, 0.002
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), timeout)
+                    if not self._wake.is_set():  # (a NOTIFY during the read: read again now)
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(self._wake.wait(), timeout)
             finally:
                 listening.cancel()
 
@@ -225,16 +248,20 @@ class LogTailer:
 
     async def step(self, conn: psycopg.AsyncConnection) -> bool:
         """One read: every event up to the horizon to the subscribers. True while lagging."""
-        horizon, newest = await self._positions(conn)
-        self.reads += 1
-        while self.cursor < horizon:
-            cursor = await conn.execute(_READ, (self.cursor, horizon, self.page_size))
+        while True:
+            cursor = await conn.execute(_READ, (self.cursor, self.page_size))
             rows = await cursor.fetchall()
-            hi = rows[-1][0] if len(rows) == self.page_size else horizon
-            if rows:
-                self._broadcast(Batch(self._broadcast_hi, hi, tuple(LiveEvent.from_row(r) for r in rows)))
-                self._broadcast_hi = hi
-            self.cursor = hi
+            self.reads += 1
+            horizon, newest = rows[0][0], rows[0][1]
+            if rows[0][2] is None:  # no event after the cursor up to the horizon
+                break
+            full = len(rows) == self.page_size
+            hi = rows[-1][2] if full else horizon
+            self._broadcast(Batch(self._broadcast_hi, hi, tuple(LiveEvent.from_row(r[2:]) for r in rows)))
+            self._broadcast_hi = self.cursor = hi
+            if not full:
+                break
+        self.cursor = max(self.cursor, horizon)
         self.horizon, self.newest = horizon, newest
         return horizon < newest
 

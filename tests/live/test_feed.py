@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from events.selectors import EventFilter
@@ -54,3 +56,48 @@ async def test_a_batch_larger_than_the_buffer_is_taken_by_a_client_that_keeps_up
         got += [live.position for live in (await anext(items)).events]
     assert got == [e.position for e in result.events]
     await items.aclose()
+
+
+async def test_an_idle_feed_sends_heartbeats_and_then_the_next_event(tailer):
+    feed = Feed(EventFilter(types=["beat.*"]), Start("now"), heartbeat=0.05)
+    items = feed.items()
+    assert [(await anext(items)).kind for _ in range(2)] == ["subscribed", "caught_up"]
+    beats = [await anext(items) for _ in range(2)]
+    assert [item.kind for item in beats] == ["heartbeat", "heartbeat"]
+    position = await append_one("beat.one")
+    item = await anext(items)
+    while item.kind == "heartbeat":
+        item = await anext(items)
+    assert (item.kind, [live.position for live in item.events]) == ("events", [position])
+    await items.aclose()
+
+
+async def test_the_tailer_hands_out_contiguous_batches_page_by_page():
+    from events import services
+    from live import db
+    from live.tailer import LogTailer
+    from tests.events.helpers import new_event
+
+    tailer = LogTailer(page_size=2, poll_seconds=1.0)
+    mailbox = tailer.subscribe(10**6)
+    try:
+        await tailer.started.wait()
+        start = tailer.cursor
+        result = await db.run(services.append, [new_event("page.item") for _ in range(5)])
+        positions = [e.position for e in result.events]
+        await wait_for(lambda: tailer.cursor >= positions[-1])
+        batches = []
+        while (batch := mailbox.take()) is not None:
+            batches.append(batch)
+    finally:
+        await tailer.stop()
+    assert batches[0].lo <= start
+    for before, after in itertools.pairwise(batches):
+        assert after.lo == before.hi  # nothing between two batches is left out
+    for batch in batches:
+        assert len(batch.events) <= 2
+        assert all(batch.lo < live.position <= batch.hi for live in batch.events)
+    got = [live.position for batch in batches for live in batch.events]
+    assert [p for p in got if p in positions] == positions
+    assert got == sorted(set(got))
+    assert all(live.frame.endswith(live.text.encode()) for batch in batches for live in batch.events)

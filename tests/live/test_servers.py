@@ -19,7 +19,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def ws_connect(server, path: str, **options) -> ClientConnection:
     url = server.url.replace("http://", "ws://") + path
     options.setdefault("origin", server.url)
-    return connect(url, open_timeout=30, proxy=None, compression=None, **options)
+    options.setdefault("compression", None)
+    return connect(url, open_timeout=30, proxy=None, **options)
 
 
 def control(ws: ClientConnection, kind: str) -> list[dict]:
@@ -110,3 +111,25 @@ def test_origin_sse_and_a_stalled_client_on_one_process(live_server_factory):
     with ws_connect(server, f"/ws/events?from={resync}", max_size=2**20) as ws:
         received += [e["position"] for e in events(ws, len(appended) - len(received))]
     assert received == appended
+
+
+def test_events_of_every_size_reach_clients_with_and_without_compression(live_server_factory):
+    # Without an extension the server writes each event's frame, encoded once per process, to the
+    # socket itself (live.wire); a client that negotiated permessage-deflate gets frames through
+    # ASGI. Both get the same events, in order, as the REST API renders them.
+    server = live_server_factory(AUTH_REQUIRED="false")
+    with (
+        ws_connect(server, "/ws/events") as plain,
+        ws_connect(server, "/ws/events", compression="deflate", max_size=2**20) as deflated,
+    ):
+        assert plain.protocol.extensions == [] and deflated.protocol.extensions != []
+        control(plain, "caught_up")
+        control(deflated, "caught_up")
+        sizes = [0, 100, 70_000, 300_000]  # frame lengths in the 7-bit, 16-bit and 64-bit forms
+        bodies = [cloudevent("task.sized", data={"blob": "é" * size}) for size in sizes]
+        positions = [p for body in bodies for p in post(server, body)]
+        got = {name: events(ws, len(positions)) for name, ws in (("plain", plain), ("deflated", deflated))}
+    # Read after the feeds delivered them: the horizon covers them now, for the REST API too.
+    rest = httpx.get(f"{server.url}/api/v1/events?after={positions[0] - 1}&limit=10", timeout=60).json()
+    assert [e["position"] for e in rest["events"]] == positions
+    assert got["plain"] == got["deflated"] == rest["events"]
