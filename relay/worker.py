@@ -36,7 +36,7 @@ from django.db import DatabaseError, InterfaceError, connection, transaction
 from django.utils import timezone
 
 from relay.backends.base import Backend, BrokerUnavailable, EventRejected
-from relay.messages import RelayEvent, read_batch
+from relay.messages import RelayEvent, read_batch, with_structured
 from relay.models import Checkpoint, DeadLetter
 
 log = logging.getLogger("relay")
@@ -151,7 +151,7 @@ class Relay:
         Raises ``BrokerUnavailable`` (after recording it as the sink's last error) when the broker
         did not acknowledge the batch; the checkpoint has not moved.
         """
-        events = self._take_prefetched() or read_batch(self.position, self.batch_size, self.lock_conn)
+        events = self._take_prefetched() or self._read(self.position)
         if not events:
             self._heartbeat()
             return False
@@ -159,18 +159,18 @@ class Relay:
             # Read the next batch while this one is on its way to the broker.
             self._prefetch(events[-1].position)
         results: list[EventRejected | None] = [None] * len(events)
-        to_send: list[int] = []
-        for index, event in enumerate(events):
-            if len(event.data or b"") * 2 + ATTRIBUTES_BOUND <= self.max_message_bytes:
-                to_send.append(index)  # surely small enough: spare rendering it to measure
-                continue
-            size = len(event.structured())
+        # Surely small enough, without rendering it to measure: the data is well under the limit.
+        large = [i for i, event in enumerate(events)
+                 if len(event.data or b"") * 2 + ATTRIBUTES_BOUND > self.max_message_bytes]  # fmt: skip
+        if large:
+            with_structured([events[i] for i in large], self.lock_conn)
+        for index in large:
+            size = len(events[index].structured())
             if size > self.max_message_bytes:
                 results[index] = EventRejected(
                     f"message of {size} bytes exceeds RELAY_MAX_MESSAGE_BYTES={self.max_message_bytes}"
                 )
-            else:
-                to_send.append(index)
+        to_send = [i for i, result in enumerate(results) if result is None]
         try:
             if to_send:
                 if not self.connected:
@@ -237,7 +237,16 @@ class Relay:
     def _prefetch(self, after: int) -> None:
         if self._reader is None:
             self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"relay-{self.sink}-read")
-        self._prefetched = (after, self._reader.submit(read_batch, after, self.batch_size, self.lock_conn))
+        self._prefetched = (after, self._reader.submit(self._read, after))
+
+    def _read(self, after: int) -> list[RelayEvent]:
+        return read_batch(
+            after,
+            self.batch_size,
+            self.lock_conn,
+            fields=self.backend.reads_fields,
+            structured=self.backend.reads_structured,
+        )
 
     def _take_prefetched(self) -> list[RelayEvent]:
         if self._prefetched is None:
