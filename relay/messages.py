@@ -32,16 +32,15 @@ _OPTIONAL = ("datacontenttype", "dataschema", "tenantid", "workflowid", "executi
 
 
 def _rfc3339(column: str) -> str:
-    """``column`` (timestamptz) as Python's ``isoformat()`` in UTC writes it, without the offset."""
-    local = f"({column} AT TIME ZONE 'UTC')"
-    return (
-        f"to_char({local}, 'YYYY-MM-DD\"T\"HH24:MI:SS') || "
-        f"CASE to_char({local}, 'US') WHEN '000000' THEN '' ELSE to_char({local}, '.US') END"
-    )
+    """``column`` (timestamptz) as Python's ``isoformat()`` in UTC writes it, without the offset.
+
+    isoformat() leaves out a zero fraction; ".000000" cannot occur anywhere else in the text.
+    """
+    return f"replace(to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US'), '.000000', '')"
 
 
 def _json_member(name: str) -> str:
-    return f"coalesce(',\"{name}\":' || to_json({name}), '')"
+    return f"',\"{name}\":' || to_json({name})"
 
 
 def _text_pair(name: str) -> str:
@@ -63,27 +62,29 @@ FIELDS_SQL = " || ".join(
     ]
 )
 
+# One concat() (it skips NULLs: absent attributes) rather than a chain of ||, which copies the
+# growing text at every step.
 STRUCTURED_SQL = (
-    "convert_to("
-    + " || ".join(
+    "convert_to(concat("
+    + ", ".join(
         [
-            """'{"specversion":' || to_json(specversion) || ',"id":' || to_json(id) """
-            """|| ',"source":' || to_json(source) || ',"type":' || to_json("type")""",
+            """'{"specversion":', to_json(specversion), ',"id":', to_json(id), ',"source":', to_json(source)""",
+            """',"type":', to_json("type")""",
             _json_member("subject"),
-            f"""coalesce(',"time":"' || {_rfc3339('"time"')} || '+00:00"', '')""",
+            f"""',"time":"' || {_rfc3339('"time"')} || '+00:00"'""",
             *(_json_member(name) for name in _OPTIONAL),
             "CASE WHEN extensions <> '{}' THEN (SELECT string_agg(',' || to_json(key) || ':' || value, '' "
-            "ORDER BY n) FROM jsonb_each(extensions) WITH ORDINALITY AS e(key, value, n)) ELSE '' END",
-            """',"stream":' || to_json(stream) || ',"version":' || "version" || ',"position":' || "position" """
-            f"""|| ',"recordedtime":"' || {_rfc3339("recordedtime")} || '+00:00"'""",
+            "ORDER BY n) FROM jsonb_each(extensions) WITH ORDINALITY AS e(key, value, n)) END",
+            """',"stream":', to_json(stream), ',"version":', "version", ',"position":', "position" """,
+            f"""',"recordedtime":"', {_rfc3339("recordedtime")}, '+00:00"'""",
             # encode(..., 'base64') breaks lines every 76 characters; JSON wants one line.
             """CASE WHEN data_base64 IS NOT NULL THEN ',"data_base64":"' """
             """|| translate(encode(data_base64, 'base64'), E'\\n', '') || '"' """
-            """WHEN data IS NOT NULL THEN ',"data":' || data::text ELSE '' END""",
+            """WHEN data IS NOT NULL THEN ',"data":' || data::text END""",
             "'}'",
         ]
     )
-    + ", 'UTF8')"
+    + "), 'UTF8')"
 )
 
 

@@ -21,6 +21,7 @@ after the batch in flight.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import random
@@ -32,12 +33,12 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 import psycopg
 from django.conf import settings
-from django.db import DatabaseError, InterfaceError, connection, transaction
+from django.db import DatabaseError, InterfaceError, connection
 from django.utils import timezone
 
 from relay.backends.base import Backend, BrokerUnavailable, EventRejected
 from relay.messages import RelayEvent, read_batch, with_structured
-from relay.models import Checkpoint, DeadLetter
+from relay.models import Checkpoint
 
 log = logging.getLogger("relay")
 
@@ -52,6 +53,14 @@ ATTRIBUTES_BOUND = 256 * 1024
 
 def holder_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _session() -> psycopg.Connection:
+    """A psycopg session of the relay's own on Django's database (autocommit, read in binary)."""
+    params = connection.get_connection_params()
+    params.pop("cursor_factory", None)
+    params.pop("context", None)
+    return psycopg.connect(**params, autocommit=True)
 
 
 def _backoff(failures: int, cap: float, base: float = 0.05) -> float:
@@ -85,6 +94,7 @@ class Relay:
         self.failures = 0
         self.connected = False
         self.lock_conn: psycopg.Connection | None = None
+        self.read_conn: psycopg.Connection | None = None
         self.holder = holder_name()
         self._last_heartbeat = 0.0
         # The next batch, read in the background while the current one is published.
@@ -101,20 +111,19 @@ class Relay:
         """Take the sink's lock if free; on success load the checkpoint and listen for appends."""
         if self.active:
             return True
-        params = connection.get_connection_params()
-        params.pop("cursor_factory", None)
-        params.pop("context", None)
-        conn = psycopg.connect(**params, autocommit=True)
+        conn = _session()
         got = conn.execute(
             "SELECT pg_try_advisory_lock(%s, hashtext(%s))", [LOCK_CLASS, self.sink]
         ).fetchone()[0]
         if not got:
             conn.close()
             return False
-        # The same session reads the batches (in binary; times in UTC like Django's).
-        conn.execute("SET TIME ZONE 'UTC'")
+        # This session also moves the checkpoint, without waiting for the WAL flush (see advance());
+        # pages are read on a session of their own, so a read in flight never delays it.
+        conn.execute("SET synchronous_commit = off")
         conn.execute("LISTEN flunq_events")
         self.lock_conn = conn
+        self.read_conn = _session()
         self.load_checkpoint()
         Checkpoint.objects.filter(sink=self.sink).update(holder=self.holder, heartbeat_at=timezone.now())
         log.info("relay %s active at position %s (%s)", self.sink, self.position, self.backend.describe())
@@ -127,11 +136,11 @@ class Relay:
         if self._reader is not None:
             self._reader.shutdown(wait=True)
             self._reader = None
-        if self.lock_conn is not None:
-            try:
-                self.lock_conn.close()
-            finally:
-                self.lock_conn = None
+        for conn in (self.read_conn, self.lock_conn):
+            if conn is not None:
+                with contextlib.suppress(psycopg.Error):
+                    conn.close()
+        self.read_conn = self.lock_conn = None
 
     def disconnect(self) -> None:
         try:
@@ -163,7 +172,7 @@ class Relay:
         large = [i for i, event in enumerate(events)
                  if len(event.data or b"") * 2 + ATTRIBUTES_BOUND > self.max_message_bytes]  # fmt: skip
         if large:
-            with_structured([events[i] for i in large], self.lock_conn)
+            with_structured([events[i] for i in large], self.read_conn)
         for index in large:
             size = len(events[index].structured())
             if size > self.max_message_bytes:
@@ -195,36 +204,34 @@ class Relay:
         return len(events) == self.batch_size
 
     def advance(self, events: Sequence[RelayEvent], results: Sequence[EventRejected | None]) -> None:
-        """Move the checkpoint past ``events``, storing dead letters in the same transaction."""
+        """Move the checkpoint past ``events``, storing dead letters in the same transaction.
+
+        On the relay's own session: one statement when nothing is dead-lettered, and no wait for
+        the WAL flush (``synchronous_commit`` is off there): losing this commit in a database crash
+        only means publishing the batch again.
+        """
+        assert self.lock_conn is not None
         last = events[-1].position
         now = timezone.now()
         dead = [
-            DeadLetter(
-                sink=self.sink,
-                position=event.position,
-                event_id=event.id,
-                source=event.source,
-                type=event.type,
-                stream=event.stream,
-                error=str(result),
-            )
+            (self.sink, event.position, event.id, event.source, event.type, event.stream, str(result), now)
             for event, result in zip(events, results, strict=True)
             if result is not None
         ]
-        with transaction.atomic():
-            # Losing this commit in a database crash only means publishing the batch again, so it
-            # need not wait for the WAL flush.
-            with connection.cursor() as cursor:
-                cursor.execute("SET LOCAL synchronous_commit = off")
-            moved = Checkpoint.objects.filter(
-                sink=self.sink, position=self.position, epoch=self.epoch
-            ).update(
-                position=last, last_published_at=now, last_error="", heartbeat_at=now, holder=self.holder
-            )
+        with self.lock_conn.transaction() if dead else contextlib.nullcontext():
+            moved = self.lock_conn.execute(
+                "UPDATE flunq_relay_checkpoints SET position = %s, last_published_at = %s, last_error = '', "
+                "heartbeat_at = %s, holder = %s WHERE sink = %s AND position = %s AND epoch = %s",
+                [last, now, now, self.holder, self.sink, self.position, self.epoch],
+            ).rowcount
             if moved and dead:
-                DeadLetter.objects.bulk_create(dead, ignore_conflicts=True)
-        for letter in dead if moved else ():
-            log.warning("relay %s dead-lettered position %s: %s", self.sink, letter.position, letter.error)
+                self.lock_conn.cursor().executemany(
+                    "INSERT INTO flunq_relay_dead_letters (sink, position, event_id, source, type, stream, "
+                    "error, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                    dead,
+                )
+        for _, position, *_, error, _ in dead if moved else ():
+            log.warning("relay %s dead-lettered position %s: %s", self.sink, position, error)
         if moved:
             self.position = last
             self._last_heartbeat = time.monotonic()
@@ -243,7 +250,7 @@ class Relay:
         return read_batch(
             after,
             self.batch_size,
-            self.lock_conn,
+            self.read_conn,
             fields=self.backend.reads_fields,
             structured=self.backend.reads_structured,
         )
