@@ -4,13 +4,14 @@
 ``events/horizon.py``), so the relay never passes an event that a transaction still in flight
 will commit later with a lower position.
 
-PostgreSQL renders each event in the page query, in the shapes the backend asks for, so the
-relay builds no dict per event and encodes nothing twice:
+PostgreSQL renders each event in the page query, in the content modes the backend asks for, so
+the relay builds no dict per event and encodes nothing twice:
 
-- ``fields``: the CloudEvent's attributes as text (``name, value, name, value, ...``, times in
-  RFC 3339 with ``Z``), for Redis fields and Kafka headers (binary mode);
-- ``structured``: the CloudEvent in JSON with ``data`` inline (``application/cloudevents+json``);
-- ``data``: the data as sent in binary mode: JSON text, or the decoded bytes of ``data_base64``.
+- binary mode (Redis fields, Kafka headers and value): ``fields``, the CloudEvent's attributes as
+  text (``name, value, name, value, ...``, times in RFC 3339 with ``Z``), and ``data``, the data
+  as stored: JSON text, or the decoded bytes of ``data_base64``;
+- structured mode (NATS): the CloudEvent in JSON with ``data`` inline
+  (``application/cloudevents+json``).
 
 Both renderings follow ``events.selectors.to_cloudevent``: the same attributes in the same order
 (server extensions ``stream``, ``version``, ``position``, ``recordedtime`` after the others), the
@@ -95,22 +96,23 @@ class RelayEvent:
     source: str
     type: str
     stream: str
-    # The data as sent on the wire in binary mode: JSON text, or the decoded bytes of data_base64.
-    data: bytes | None
-    # The attributes as text, name and value in turn (None when not read).
+    # Binary mode, when read: the data (None: the event has none) and the attributes as text, name
+    # and value in turn.
+    data: bytes | None = None
     fields: list[str] | None = None
-    _structured: bytes | None = None
+    # Structured mode, when read.
+    json: bytes | None = None
 
     def structured(self) -> bytes:
         """The event in CloudEvents JSON format (``application/cloudevents+json``)."""
-        if self._structured is None:
-            raise LookupError(f"position {self.position} was read without its structured rendering")
-        return self._structured
+        if self.json is None:
+            raise LookupError(f"position {self.position} was read without its structured mode")
+        return self.json
 
     def attribute_pairs(self) -> zip:
         """(name, text) for every attribute, in order (Redis fields, Kafka headers)."""
         if self.fields is None:
-            raise LookupError(f"position {self.position} was read without its attributes as text")
+            raise LookupError(f"position {self.position} was read without its binary mode")
         return zip(self.fields[::2], self.fields[1::2], strict=True)
 
     def attribute_text(self) -> dict[str, str]:
@@ -118,11 +120,11 @@ class RelayEvent:
         return dict(self.attribute_pairs())
 
 
-def _query(where: str, *, fields: bool, structured: bool) -> str:
+def _query(where: str, *, binary: bool, structured: bool) -> str:
+    data = "coalesce(data_base64, convert_to(data::text, 'UTF8'))" if binary else "NULL::bytea"
     return (
-        'SELECT "position", id, source, "type", stream, '
-        "coalesce(data_base64, convert_to(data::text, 'UTF8')), "
-        f"{FIELDS_SQL if fields else 'NULL::text[]'}, {STRUCTURED_SQL if structured else 'NULL::bytea'} "
+        f'SELECT "position", id, source, "type", stream, {data}, '
+        f"{FIELDS_SQL if binary else 'NULL::text[]'}, {STRUCTURED_SQL if structured else 'NULL::bytea'} "
         f"FROM {where}"
     )
 
@@ -142,13 +144,13 @@ def read_batch(
     limit: int,
     conn: psycopg.Connection | None = None,
     *,
-    fields: bool = True,
+    binary: bool = True,
     structured: bool = True,
 ) -> list[RelayEvent]:
     """Events with ``after < position <= horizon``, in position order (one round trip).
 
     ``conn``: a psycopg connection of the relay's own, read in binary; without it, Django's
-    connection. ``fields`` / ``structured``: the renderings to read (see the module).
+    connection. ``binary`` / ``structured``: the content modes to read (see the module).
 
     The next ``limit`` rows are taken from the primary key in order and then cut at the horizon:
     written with both bounds in one condition, the planner may not know the horizon and take a
@@ -159,14 +161,14 @@ def read_batch(
         '(SELECT * FROM flunq_events WHERE "position" > %s ORDER BY "position" LIMIT %s) AS flunq_events '
         'WHERE "position" <= (SELECT flunq_horizon()) ORDER BY "position"'
     )
-    return _fetch(_query(where, fields=fields, structured=structured), [after, limit], conn)
+    return _fetch(_query(where, binary=binary, structured=structured), [after, limit], conn)
 
 
 def with_structured(events: Sequence[RelayEvent], conn: psycopg.Connection | None = None) -> None:
     """Read the structured rendering of ``events`` that were read without it."""
-    missing = {event.position: event for event in events if event._structured is None}
+    missing = {event.position: event for event in events if event.json is None}
     if not missing:
         return
-    sql = _query('flunq_events WHERE "position" = ANY(%s)', fields=False, structured=True)
+    sql = _query('flunq_events WHERE "position" = ANY(%s)', binary=False, structured=True)
     for row in _fetch(sql, [list(missing)], conn):
-        missing[row.position]._structured = row._structured
+        missing[row.position].json = row.json

@@ -37,12 +37,11 @@ class Backend:
     """One broker. Subclasses override ``connect``, ``publish`` and ``close``.
 
     ``alias`` names the backend in settings (``BACKEND=redis``) and is the sink's checkpoint name.
-    ``reads_fields`` / ``reads_structured`` say which renderings the relay reads for it.
+    ``reads_binary`` / ``reads_structured``: the content modes ``publish`` uses (``relay.messages``).
     """
 
     alias = "base"
-    # The renderings ``publish`` uses (see ``relay.messages``): attributes as text, JSON.
-    reads_fields = True
+    reads_binary = True
     reads_structured = True
 
     def connect(self) -> None:

@@ -56,7 +56,7 @@ def msg_id(event: RelayEvent) -> str:
 
 class NatsBackend(Backend):
     alias = "nats"
-    reads_fields = False
+    reads_binary = False
 
     def __init__(
         self,
@@ -148,7 +148,6 @@ class NatsBackend(Backend):
                 )
             except nats.errors.MaxPayloadError as exc:  # refused before sending: over max_payload
                 pending.append(EventRejected(f"nats: {exc!r}"))
-        await self.nc.flush(timeout=self.timeout)
         done = await asyncio.gather(
             *(item for item in pending if not isinstance(item, EventRejected)), return_exceptions=True
         )

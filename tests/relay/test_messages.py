@@ -87,6 +87,7 @@ def test_a_rendering_not_read_is_read_on_demand():
         event.structured()
     with_structured([event])
     assert orjson.loads(event.structured())["data"] == {"x": 1}
-    (event,) = read_batch(appended.position - 1, 10, fields=False)
+    (event,) = read_batch(appended.position - 1, 10, binary=False)
+    assert event.data is None
     with pytest.raises(LookupError):
         event.attribute_text()
