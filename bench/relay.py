@@ -9,7 +9,8 @@ For each backend, in the same run, on the same events (~150 bytes of data each):
 - **throughput**: the relay (``relay.worker.Relay.step`` in a loop, reading from PostgreSQL,
   publishing, waiting for acks, advancing the checkpoint) against the **raw producer** of the same
   client library, same batch size, waiting for acks per batch the same way (redis-py pipelined
-  ``XADD``; kafka-python ``send`` + ``flush``; nats-py ``publish_async`` + PubAcks). Rounds are
+  ``XADD``, the relay's own commands built beforehand; kafka-python ``send`` + ``flush``; nats-py
+  ``publish_async`` + PubAcks, one header). Rounds are
   interleaved (relay, raw, relay, raw, ...); medians; target >= 0.7x.
 - **latency**: appends at a steady 1 000 events/s while the relay runs (woken by NOTIFY); for
   each event, from the moment its append committed (``append`` returned) to the moment the
@@ -159,12 +160,16 @@ def raw_publish(dest: Destination, events: list, batch: int) -> float:
         import redis
 
         client = redis.Redis.from_url(dest.address)
-        entries = [{**event.attribute_text(), "data": event.data} for event in events]
+        # The same XADD commands as the relay's, built beforehand, sent without xadd()'s dict.
+        commands = [
+            ("XADD", options["stream"], f"{event.position}-0", *event.fields, "data", event.data)
+            for event in events
+        ]
         start = time.perf_counter()
-        for first in range(0, len(entries), batch):
+        for first in range(0, len(commands), batch):
             pipe = client.pipeline(transaction=False)
-            for fields in entries[first : first + batch]:
-                pipe.xadd(options["stream"], fields)
+            for command in commands[first : first + batch]:
+                pipe.execute_command(*command)
             pipe.execute()
         seconds = time.perf_counter() - start
         client.close()
