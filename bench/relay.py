@@ -3,6 +3,7 @@
     python -m bench.relay                                  # redis, kafka, nats; defaults below
     python -m bench.relay --backends redis --events 20000 --rounds 3
     python -m bench.relay --rss-events 1000000             # the long RSS run (default 200 000)
+    python -m bench.relay --backends "" --events 0 --rss-events 1000000    # that run alone
 
 For each backend, in the same run, on the same events (~150 bytes of data each):
 
@@ -365,7 +366,7 @@ def rss_run(alias: str, address: str, total: int, url: str) -> dict:
     process = subprocess.Popen(
         [sys.executable, str(ROOT / "manage.py"), "relay", "--backend", alias], env=env, cwd=ROOT
     )
-    samples: list[tuple[int, float]] = []
+    samples: list[tuple[float, int, float]] = []  # (seconds, checkpoint, RSS MB)
     try:
         proc = psutil.Process(process.pid)
         appender = threading.Thread(target=append_events, args=(total,), kwargs={"batch": 500})
@@ -373,7 +374,7 @@ def rss_run(alias: str, address: str, total: int, url: str) -> dict:
         start = time.monotonic()
         while True:
             state = sink_status(alias)
-            samples.append((state.checkpoint, proc.memory_info().rss / 2**20))
+            samples.append((time.monotonic() - start, state.checkpoint, proc.memory_info().rss / 2**20))
             if not appender.is_alive() and state.lag_events == 0:
                 break
             time.sleep(1.0)
@@ -384,10 +385,12 @@ def rss_run(alias: str, address: str, total: int, url: str) -> dict:
         process.wait(30)
         dest.cleanup()
     # From the first published batch on: before it the process is still importing and connecting.
-    start_at = samples[0][0]
-    rss = [mb for position, mb in samples if position > start_at] or [mb for _, mb in samples]
+    start_at = samples[0][1]
+    rss = [mb for _, position, mb in samples if position > start_at] or [mb for *_, mb in samples]
     quarter = max(1, len(rss) // 4)
+    step = max(1, len(samples) // 10)
     return {
+        "series": [(at, position - start_at, mb) for at, position, mb in samples[::step] + samples[-1:]],
         "events": total,
         "seconds": seconds,
         "rss_first_quarter_mb": statistics.median(rss[:quarter]),
@@ -419,7 +422,8 @@ def main(argv: list[str] | None = None) -> int:
     while len(events := read_batch(0, args.events)) < args.events:
         time.sleep(0.1)
     rows, notes = [], []
-    for alias in args.backends.split(","):
+    aliases = [alias for alias in args.backends.split(",") if alias]  # --backends "": the RSS run only
+    for alias in aliases:
         address = broker_address(alias)
         common.log(f"{alias} at {address}")
         samples = common.interleave(
@@ -436,7 +440,7 @@ def main(argv: list[str] | None = None) -> int:
         raw = common.summarise(f"raw {alias}", samples["raw"], latencies=False)
         rows.append(common.Row(f"{alias} batch {args.batch}", ours, raw, target=0.7))
     # Latency runs append to the log, so they come after every throughput round.
-    for alias in args.backends.split(","):
+    for alias in aliases:
         address = broker_address(alias)
         common.log(f"{alias}: latency at {args.latency_rate} ev/s for {args.latency_seconds:g}s")
         lat = latency_run(alias, address, args.latency_seconds, args.latency_rate, args.batch)
@@ -454,6 +458,10 @@ def main(argv: list[str] | None = None) -> int:
             f"{args.rss_backend} relay RSS over {rss['events']:,} events ({rss['seconds']:.0f} s): "
             f"first quarter {rss['rss_first_quarter_mb']:.1f} MB, last quarter {rss['rss_last_quarter_mb']:.1f} MB, "
             f"max {rss['rss_max_mb']:.1f} MB"
+        )
+        notes.append(
+            "RSS over time (s: events relayed, MB): "
+            + ", ".join(f"{at:.0f}: {done:,}, {mb:.1f}" for at, done, mb in rss["series"])
         )
     print(" ".join(f"{k}={v}" for k, v in facts.items()))
     common.print_table(rows, markdown=args.markdown)
