@@ -388,9 +388,11 @@ def rss_run(alias: str, address: str, total: int, url: str) -> dict:
     start_at = samples[0][1]
     rss = [mb for _, position, mb in samples if position > start_at] or [mb for *_, mb in samples]
     quarter = max(1, len(rss) // 4)
-    step = max(1, len(samples) // 10)
+    series = samples[:: max(1, len(samples) // 10)]
+    if series[-1] is not samples[-1]:
+        series.append(samples[-1])
     return {
-        "series": [(at, position - start_at, mb) for at, position, mb in samples[::step] + samples[-1:]],
+        "series": [(at, position - start_at, mb) for at, position, mb in series],
         "events": total,
         "seconds": seconds,
         "rss_first_quarter_mb": statistics.median(rss[:quarter]),
