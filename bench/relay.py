@@ -3,13 +3,15 @@
     python -m bench.relay                                  # redis, kafka, nats; defaults below
     python -m bench.relay --backends redis --events 20000 --rounds 3
     python -m bench.relay --rss-events 1000000             # the long RSS run (default 200 000)
+    python -m bench.relay --backends "" --events 0 --rss-events 1000000    # that run alone
 
 For each backend, in the same run, on the same events (~150 bytes of data each):
 
 - **throughput**: the relay (``relay.worker.Relay.step`` in a loop, reading from PostgreSQL,
   publishing, waiting for acks, advancing the checkpoint) against the **raw producer** of the same
   client library, same batch size, waiting for acks per batch the same way (redis-py pipelined
-  ``XADD``; kafka-python ``send`` + ``flush``; nats-py ``publish_async`` + PubAcks). Rounds are
+  ``XADD``, the relay's own commands built beforehand; kafka-python ``send`` + ``flush``; nats-py
+  ``publish_async`` + PubAcks, one header). Rounds are
   interleaved (relay, raw, relay, raw, ...); medians; target >= 0.7x.
 - **latency**: appends at a steady 1 000 events/s while the relay runs (woken by NOTIFY); for
   each event, from the moment its append committed (``append`` returned) to the moment the
@@ -159,12 +161,16 @@ def raw_publish(dest: Destination, events: list, batch: int) -> float:
         import redis
 
         client = redis.Redis.from_url(dest.address)
-        entries = [{**event.attribute_text(), "data": event.data} for event in events]
+        # The same XADD commands as the relay's, built beforehand, sent without xadd()'s dict.
+        commands = [
+            ("XADD", options["stream"], f"{event.position}-0", *event.fields, "data", event.data)
+            for event in events
+        ]
         start = time.perf_counter()
-        for first in range(0, len(entries), batch):
+        for first in range(0, len(commands), batch):
             pipe = client.pipeline(transaction=False)
-            for fields in entries[first : first + batch]:
-                pipe.xadd(options["stream"], fields)
+            for command in commands[first : first + batch]:
+                pipe.execute_command(*command)
             pipe.execute()
         seconds = time.perf_counter() - start
         client.close()
@@ -360,7 +366,7 @@ def rss_run(alias: str, address: str, total: int, url: str) -> dict:
     process = subprocess.Popen(
         [sys.executable, str(ROOT / "manage.py"), "relay", "--backend", alias], env=env, cwd=ROOT
     )
-    samples: list[tuple[int, float]] = []
+    samples: list[tuple[float, int, float]] = []  # (seconds, checkpoint, RSS MB)
     try:
         proc = psutil.Process(process.pid)
         appender = threading.Thread(target=append_events, args=(total,), kwargs={"batch": 500})
@@ -368,7 +374,7 @@ def rss_run(alias: str, address: str, total: int, url: str) -> dict:
         start = time.monotonic()
         while True:
             state = sink_status(alias)
-            samples.append((state.checkpoint, proc.memory_info().rss / 2**20))
+            samples.append((time.monotonic() - start, state.checkpoint, proc.memory_info().rss / 2**20))
             if not appender.is_alive() and state.lag_events == 0:
                 break
             time.sleep(1.0)
@@ -379,10 +385,14 @@ def rss_run(alias: str, address: str, total: int, url: str) -> dict:
         process.wait(30)
         dest.cleanup()
     # From the first published batch on: before it the process is still importing and connecting.
-    start_at = samples[0][0]
-    rss = [mb for position, mb in samples if position > start_at] or [mb for _, mb in samples]
+    start_at = samples[0][1]
+    rss = [mb for _, position, mb in samples if position > start_at] or [mb for *_, mb in samples]
     quarter = max(1, len(rss) // 4)
+    series = samples[:: max(1, len(samples) // 10)]
+    if series[-1] is not samples[-1]:
+        series.append(samples[-1])
     return {
+        "series": [(at, position - start_at, mb) for at, position, mb in series],
         "events": total,
         "seconds": seconds,
         "rss_first_quarter_mb": statistics.median(rss[:quarter]),
@@ -414,7 +424,8 @@ def main(argv: list[str] | None = None) -> int:
     while len(events := read_batch(0, args.events)) < args.events:
         time.sleep(0.1)
     rows, notes = [], []
-    for alias in args.backends.split(","):
+    aliases = [alias for alias in args.backends.split(",") if alias]  # --backends "": the RSS run only
+    for alias in aliases:
         address = broker_address(alias)
         common.log(f"{alias} at {address}")
         samples = common.interleave(
@@ -431,7 +442,7 @@ def main(argv: list[str] | None = None) -> int:
         raw = common.summarise(f"raw {alias}", samples["raw"], latencies=False)
         rows.append(common.Row(f"{alias} batch {args.batch}", ours, raw, target=0.7))
     # Latency runs append to the log, so they come after every throughput round.
-    for alias in args.backends.split(","):
+    for alias in aliases:
         address = broker_address(alias)
         common.log(f"{alias}: latency at {args.latency_rate} ev/s for {args.latency_seconds:g}s")
         lat = latency_run(alias, address, args.latency_seconds, args.latency_rate, args.batch)
@@ -449,6 +460,10 @@ def main(argv: list[str] | None = None) -> int:
             f"{args.rss_backend} relay RSS over {rss['events']:,} events ({rss['seconds']:.0f} s): "
             f"first quarter {rss['rss_first_quarter_mb']:.1f} MB, last quarter {rss['rss_last_quarter_mb']:.1f} MB, "
             f"max {rss['rss_max_mb']:.1f} MB"
+        )
+        notes.append(
+            "RSS over time (s: events relayed, MB): "
+            + ", ".join(f"{at:.0f}: {done:,}, {mb:.1f}" for at, done, mb in rss["series"])
         )
     print(" ".join(f"{k}={v}" for k, v in facts.items()))
     common.print_table(rows, markdown=args.markdown)

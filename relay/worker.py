@@ -21,6 +21,7 @@ after the batch in flight.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import random
@@ -32,12 +33,12 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 import psycopg
 from django.conf import settings
-from django.db import DatabaseError, InterfaceError, connection, transaction
+from django.db import DatabaseError, InterfaceError, connection
 from django.utils import timezone
 
 from relay.backends.base import Backend, BrokerUnavailable, EventRejected
-from relay.messages import RelayEvent, read_batch
-from relay.models import Checkpoint, DeadLetter
+from relay.messages import RelayEvent, read_batch, with_structured
+from relay.models import Checkpoint
 
 log = logging.getLogger("relay")
 
@@ -52,6 +53,14 @@ ATTRIBUTES_BOUND = 256 * 1024
 
 def holder_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _session() -> psycopg.Connection:
+    """A psycopg session of the relay's own on Django's database (autocommit, read in binary)."""
+    params = connection.get_connection_params()
+    params.pop("cursor_factory", None)
+    params.pop("context", None)
+    return psycopg.connect(**params, autocommit=True)
 
 
 def _backoff(failures: int, cap: float, base: float = 0.05) -> float:
@@ -85,6 +94,7 @@ class Relay:
         self.failures = 0
         self.connected = False
         self.lock_conn: psycopg.Connection | None = None
+        self.read_conn: psycopg.Connection | None = None
         self.holder = holder_name()
         self._last_heartbeat = 0.0
         # The next batch, read in the background while the current one is published.
@@ -101,20 +111,19 @@ class Relay:
         """Take the sink's lock if free; on success load the checkpoint and listen for appends."""
         if self.active:
             return True
-        params = connection.get_connection_params()
-        params.pop("cursor_factory", None)
-        params.pop("context", None)
-        conn = psycopg.connect(**params, autocommit=True)
+        conn = _session()
         got = conn.execute(
             "SELECT pg_try_advisory_lock(%s, hashtext(%s))", [LOCK_CLASS, self.sink]
         ).fetchone()[0]
         if not got:
             conn.close()
             return False
-        # The same session reads the batches (in binary; times in UTC like Django's).
-        conn.execute("SET TIME ZONE 'UTC'")
+        # This session also moves the checkpoint, without waiting for the WAL flush (see advance());
+        # pages are read on a session of their own, so a read in flight never delays it.
+        conn.execute("SET synchronous_commit = off")
         conn.execute("LISTEN flunq_events")
         self.lock_conn = conn
+        self.read_conn = _session()
         self.load_checkpoint()
         Checkpoint.objects.filter(sink=self.sink).update(holder=self.holder, heartbeat_at=timezone.now())
         log.info("relay %s active at position %s (%s)", self.sink, self.position, self.backend.describe())
@@ -127,11 +136,11 @@ class Relay:
         if self._reader is not None:
             self._reader.shutdown(wait=True)
             self._reader = None
-        if self.lock_conn is not None:
-            try:
-                self.lock_conn.close()
-            finally:
-                self.lock_conn = None
+        for conn in (self.read_conn, self.lock_conn):
+            if conn is not None:
+                with contextlib.suppress(psycopg.Error):
+                    conn.close()
+        self.read_conn = self.lock_conn = None
 
     def disconnect(self) -> None:
         try:
@@ -151,7 +160,7 @@ class Relay:
         Raises ``BrokerUnavailable`` (after recording it as the sink's last error) when the broker
         did not acknowledge the batch; the checkpoint has not moved.
         """
-        events = self._take_prefetched() or read_batch(self.position, self.batch_size, self.lock_conn)
+        events = self._take_prefetched() or self._read(self.position)
         if not events:
             self._heartbeat()
             return False
@@ -159,18 +168,18 @@ class Relay:
             # Read the next batch while this one is on its way to the broker.
             self._prefetch(events[-1].position)
         results: list[EventRejected | None] = [None] * len(events)
-        to_send: list[int] = []
+        # Rule 1 of the dead letters: the CloudEvent in JSON over the limit. An event read without
+        # its JSON is measured only when its data is not well under the limit.
+        large = [event for event in events if event.json is None
+                 and len(event.data or b"") * 2 + ATTRIBUTES_BOUND > self.max_message_bytes]  # fmt: skip
+        if large:
+            with_structured(large, self.read_conn)
         for index, event in enumerate(events):
-            if len(event.data or b"") * 2 + ATTRIBUTES_BOUND <= self.max_message_bytes:
-                to_send.append(index)  # surely small enough: spare rendering it to measure
-                continue
-            size = len(event.structured())
-            if size > self.max_message_bytes:
+            if event.json is not None and len(event.json) > self.max_message_bytes:
                 results[index] = EventRejected(
-                    f"message of {size} bytes exceeds RELAY_MAX_MESSAGE_BYTES={self.max_message_bytes}"
+                    f"message of {len(event.json)} bytes exceeds RELAY_MAX_MESSAGE_BYTES={self.max_message_bytes}"
                 )
-            else:
-                to_send.append(index)
+        to_send = [i for i, result in enumerate(results) if result is None]
         try:
             if to_send:
                 if not self.connected:
@@ -195,36 +204,34 @@ class Relay:
         return len(events) == self.batch_size
 
     def advance(self, events: Sequence[RelayEvent], results: Sequence[EventRejected | None]) -> None:
-        """Move the checkpoint past ``events``, storing dead letters in the same transaction."""
+        """Move the checkpoint past ``events``, storing dead letters in the same transaction.
+
+        On the relay's own session: one statement when nothing is dead-lettered, and no wait for
+        the WAL flush (``synchronous_commit`` is off there): losing this commit in a database crash
+        only means publishing the batch again.
+        """
+        assert self.lock_conn is not None
         last = events[-1].position
         now = timezone.now()
         dead = [
-            DeadLetter(
-                sink=self.sink,
-                position=event.position,
-                event_id=event.id,
-                source=event.source,
-                type=event.type,
-                stream=event.stream,
-                error=str(result),
-            )
+            (self.sink, event.position, event.id, event.source, event.type, event.stream, str(result), now)
             for event, result in zip(events, results, strict=True)
             if result is not None
         ]
-        with transaction.atomic():
-            # Losing this commit in a database crash only means publishing the batch again, so it
-            # need not wait for the WAL flush.
-            with connection.cursor() as cursor:
-                cursor.execute("SET LOCAL synchronous_commit = off")
-            moved = Checkpoint.objects.filter(
-                sink=self.sink, position=self.position, epoch=self.epoch
-            ).update(
-                position=last, last_published_at=now, last_error="", heartbeat_at=now, holder=self.holder
-            )
+        with self.lock_conn.transaction() if dead else contextlib.nullcontext():
+            moved = self.lock_conn.execute(
+                "UPDATE flunq_relay_checkpoints SET position = %s, last_published_at = %s, last_error = '', "
+                "heartbeat_at = %s, holder = %s WHERE sink = %s AND position = %s AND epoch = %s",
+                [last, now, now, self.holder, self.sink, self.position, self.epoch],
+            ).rowcount
             if moved and dead:
-                DeadLetter.objects.bulk_create(dead, ignore_conflicts=True)
-        for letter in dead if moved else ():
-            log.warning("relay %s dead-lettered position %s: %s", self.sink, letter.position, letter.error)
+                self.lock_conn.cursor().executemany(
+                    "INSERT INTO flunq_relay_dead_letters (sink, position, event_id, source, type, stream, "
+                    "error, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                    dead,
+                )
+        for _, position, *_, error, _ in dead if moved else ():
+            log.warning("relay %s dead-lettered position %s: %s", self.sink, position, error)
         if moved:
             self.position = last
             self._last_heartbeat = time.monotonic()
@@ -237,7 +244,16 @@ class Relay:
     def _prefetch(self, after: int) -> None:
         if self._reader is None:
             self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"relay-{self.sink}-read")
-        self._prefetched = (after, self._reader.submit(read_batch, after, self.batch_size, self.lock_conn))
+        self._prefetched = (after, self._reader.submit(self._read, after))
+
+    def _read(self, after: int) -> list[RelayEvent]:
+        return read_batch(
+            after,
+            self.batch_size,
+            self.read_conn,
+            binary=self.backend.reads_binary,
+            structured=self.backend.reads_structured,
+        )
 
     def _take_prefetched(self) -> list[RelayEvent]:
         if self._prefetched is None:

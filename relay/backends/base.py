@@ -37,9 +37,12 @@ class Backend:
     """One broker. Subclasses override ``connect``, ``publish`` and ``close``.
 
     ``alias`` names the backend in settings (``BACKEND=redis``) and is the sink's checkpoint name.
+    ``reads_binary`` / ``reads_structured``: the content modes ``publish`` uses (``relay.messages``).
     """
 
     alias = "base"
+    reads_binary = True
+    reads_structured = True
 
     def connect(self) -> None:
         """Open connections and create what the broker needs (topic, stream); idempotent."""

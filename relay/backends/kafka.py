@@ -63,7 +63,7 @@ def client_options() -> dict:
 
 def headers(event: RelayEvent) -> list[tuple[str, bytes]]:
     out = []
-    for name, value in event.attribute_text().items():
+    for name, value in event.attribute_pairs():
         if name == "datacontenttype":
             out.append(("content-type", value.encode()))
         else:
@@ -73,6 +73,7 @@ def headers(event: RelayEvent) -> list[tuple[str, bytes]]:
 
 class KafkaBackend(Backend):
     alias = "kafka"
+    reads_structured = False
 
     def __init__(
         self,

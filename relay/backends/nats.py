@@ -56,6 +56,7 @@ def msg_id(event: RelayEvent) -> str:
 
 class NatsBackend(Backend):
     alias = "nats"
+    reads_binary = False
 
     def __init__(
         self,
@@ -72,6 +73,7 @@ class NatsBackend(Backend):
         self.thread: threading.Thread | None = None
         self.nc = None
         self.js = None
+        self.subjects: dict[str, str] = {}
 
     def _run(self, coroutine, timeout: float | None = None):
         assert self.loop is not None
@@ -129,11 +131,14 @@ class NatsBackend(Backend):
 
     async def _publish(self, events: Sequence[RelayEvent]) -> list[EventRejected | None]:
         pending: list = []
+        subjects = self.subjects
         for event in events:
+            if (subject := subjects.get(event.type)) is None:
+                subject = subjects[event.type] = subject_for(self.prefix, event.type)
             try:
                 pending.append(
                     await self.js.publish_async(
-                        subject_for(self.prefix, event.type),
+                        subject,
                         event.structured(),
                         headers={
                             "Nats-Msg-Id": msg_id(event),
@@ -143,7 +148,6 @@ class NatsBackend(Backend):
                 )
             except nats.errors.MaxPayloadError as exc:  # refused before sending: over max_payload
                 pending.append(EventRejected(f"nats: {exc!r}"))
-        await self.nc.flush(timeout=self.timeout)
         done = await asyncio.gather(
             *(item for item in pending if not isinstance(item, EventRejected)), return_exceptions=True
         )
