@@ -28,12 +28,13 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from access.principal import Principal
+from access.tenancy import scope_filter
 from flunq_events.errors import InvalidRequest, ServiceError
 from flunq_events.jsonutil import JSONError, loads_strict
 from live import db
 from live.auth import authenticate
 from live.feed import Feed, Item
-from live.query import FILTERS, START, parse_filter, parse_query, parse_start, restrict_to_tenant
+from live.query import FILTERS, START, parse_filter, parse_query, parse_start
 from live.wire import FrameWriter
 
 logger = logging.getLogger(__name__)
@@ -68,7 +69,7 @@ class EventsConsumer(AsyncWebsocketConsumer):
             self.principal = await db.run(authenticate, authorization, tickets[0] if tickets else None)
             stream = self.scope.get("url_route", {}).get("kwargs", {}).get("stream")
             filter_, start = parse_query(values, stream=stream, extra=("ticket",))
-            restrict_to_tenant(filter_, self.principal)
+            scope_filter(self.principal, filter_)
         except ServiceError as error:
             await self.refuse(error)
             return
@@ -186,7 +187,7 @@ class EventsConsumer(AsyncWebsocketConsumer):
             self._only(message, ("type", *FILTERS, START))
             values = {name: _as_list(value) for name, value in message.items() if name in FILTERS}
             stream = self.scope.get("url_route", {}).get("kwargs", {}).get("stream")
-            filter_ = restrict_to_tenant(parse_filter(values, stream=stream), self.principal)
+            filter_ = scope_filter(self.principal, parse_filter(values, stream=stream))
             start = parse_start(message[START]) if START in message else None
             self.feed.change(filter_, start)
         else:

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from access.principal import Principal
 from events import horizon, selectors
 from events.cloudevents import parse_time
 from events.selectors import EventFilter
@@ -139,19 +138,6 @@ def parse_query(
         raise InvalidRequest(f"{START} may be given once", parameter=START)
     start = parse_start(starts[0]) if starts else NOW
     return parse_filter(values, stream=stream), start
-
-
-def restrict_to_tenant(filter_: EventFilter, principal: Principal) -> EventFilter:
-    """A principal bound to a tenant sees only that tenant's events, whatever it asked for."""
-    if principal.tenant is None:
-        return filter_
-    if filter_.tenantid is not None and filter_.tenantid != principal.tenant:
-        raise Forbidden(
-            f"this token is bound to tenant {principal.tenant!r} and cannot read tenant {filter_.tenantid!r}",
-            parameter="tenantid",
-        )
-    filter_.tenantid = principal.tenant
-    return filter_
 
 
 def describe(filter_: EventFilter) -> dict[str, Any]:

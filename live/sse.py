@@ -22,11 +22,12 @@ from collections.abc import AsyncIterator
 import orjson
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 
+from access.tenancy import scope_filter
 from flunq_events.errors import InvalidRequest, ServiceError
 from live import db
 from live.auth import authenticate
 from live.feed import Feed
-from live.query import parse_query, parse_start, restrict_to_tenant
+from live.query import parse_query, parse_start
 
 RETRY_MS = 2000
 
@@ -56,7 +57,7 @@ async def event_stream(request: HttpRequest) -> HttpResponse:
                     header="Last-Event-ID",
                 )
             start = parse_start(last_event_id, "Last-Event-ID")
-        restrict_to_tenant(filter_, principal)
+        scope_filter(principal, filter_)
     except ServiceError as error:
         response = JsonResponse(error.as_dict(), status=error.http_status)
         if error.http_status == 401:

@@ -61,7 +61,7 @@ async def test_tokens_and_tickets_are_checked(tailer, token_for, make_token):
     error, close = await refused("/ws/events?ticket=flqt_forged")
     assert (error["error"], close["code"]) == ("unauthenticated", 4401)
     error, close = await refused("/ws/events?tenantid=other", await token_for(tenant="acme"))
-    assert (error["error"], close["code"]) == ("forbidden", 4403)
+    assert (error["error"], close["code"]) == ("forbidden_tenant", 4403)
 
 
 async def test_a_ticket_works_once_and_not_after_it_expires(tailer, token_for):

@@ -140,7 +140,7 @@ async def test_a_tenant_bound_token_sees_only_its_tenant(tailer, token_for):
     # Changing the filter cannot escape the tenant either.
     await ws.send_json_to({"type": "filter", "tenantid": "other"})
     error = await ws.receive_json_from(timeout=60)
-    assert (error["type"], error["error"]) == ("error", "forbidden")
+    assert (error["type"], error["error"]) == ("error", "forbidden_tenant")
     await ws.disconnect()
 
 

@@ -46,7 +46,7 @@ async def test_bad_requests_are_json_errors(tailer, token_for):
         ("from=tomorrow", bearer(token), 400, "from must be a position"),
         ("", [*bearer(token), (b"last-event-id", b"abc")], 400, "Last-Event-ID must be a position"),
         ("ticket=a&ticket=b", [], 400, "ticket may be given once"),
-        ("tenantid=x", bearer(tenant_token), 403, "bound to tenant"),
+        ("tenantid=x", bearer(tenant_token), 403, "reads events of tenant 'acme' only"),
     ]:
         stream = SSE(PATH, query, headers)
         assert await stream.start() == status, query
