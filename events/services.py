@@ -2,7 +2,8 @@
 
 REST, gRPC, the admin, management commands and tests all call ``append``; nothing else writes event
 rows. It validates the batch, derives streams, and runs the SQL function ``flunq_append`` (see
-``events/sql/log.sql``) in a single statement, which holds the log's invariants:
+``events/sql/log.sql``; ``flunq_append_one`` for a single event outside a transaction) in a single
+statement, which holds the log's invariants:
 
 - stream versions dense from 0, checked against ``expected_version`` under a per-stream lock;
 - idempotency on (source, id): a retry gets the stored original, a different event under a used
