@@ -41,10 +41,11 @@ logger = logging.getLogger(__name__)
 CHANNEL = "flunq_events"
 # One round trip per read: the horizon, the newest committed position, and the events after the
 # cursor up to that horizon, all in one statement and so one snapshot (the horizon is computed
-# from that snapshot, so every event at or below it is visible in it).
+# from that snapshot, so every event at or below it is visible in it). OFFSET 0 keeps the horizon
+# computed once: without it the inlined flunq_horizon() is evaluated again for every row.
 _READ = (
     "SELECT h.horizon, h.newest, e.* FROM (SELECT flunq_horizon() AS horizon, "
-    '(SELECT coalesce(max("position"), 0) FROM flunq_events) AS newest) h '
+    '(SELECT coalesce(max("position"), 0) FROM flunq_events) AS newest OFFSET 0) h '
     f'LEFT JOIN LATERAL (SELECT {COLUMNS} FROM flunq_events WHERE "position" > %s '
     'AND "position" <= h.horizon ORDER BY "position" LIMIT %s) e ON true'
 )
