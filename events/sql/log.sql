@@ -9,6 +9,7 @@
 --                       rows, stream bookkeeping) in one statement and one round trip. It does not
 --                       NOTIFY: that would serialise commits (events/notify.py says why).
 -- flunq_append_one      the same for a single event, in fewer statements (the common case).
+-- flunq_check_stream    the checks of an append on one stream (tenant, deleted, expected version).
 -- flunq_events_guard    refuses UPDATE and DELETE of events (purge is explicit: flunq_purge_stream).
 
 CREATE SEQUENCE IF NOT EXISTS flunq_position_seq AS bigint MINVALUE 1 START 1 CACHE 1;
@@ -52,6 +53,40 @@ LANGUAGE sql STABLE AS $$
         LIMIT 1), 0)
 $$;
 
+-- The checks of an append on one stream, under its lock: the stream's tenant, deletion and
+-- expected version. Returns the stream's last version (-1: no events) and whether its row exists.
+CREATE OR REPLACE FUNCTION flunq_check_stream(p_stream text, p_expected text, p_tenant text,
+                                              OUT o_last bigint, OUT o_exists boolean)
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_deleted timestamptz;
+    v_owner text;
+BEGIN
+    SELECT s.last_version, s.deleted_at, s.tenant INTO o_last, v_deleted, v_owner
+      FROM flunq_streams s WHERE s.name = p_stream;
+    o_exists := FOUND;
+    -- A tenant writes into its own streams and new ones; the check comes first so that nothing
+    -- else of another tenant's stream (deleted, version) is revealed.
+    IF p_tenant IS NOT NULL AND v_owner IS DISTINCT FROM p_tenant
+       AND (v_owner IS NOT NULL OR coalesce(o_last, -1) >= 0) THEN
+        RAISE EXCEPTION 'flunq: stream % belongs to another tenant', p_stream
+            USING ERRCODE = 'FQ007', DETAIL = jsonb_build_object('stream', p_stream)::text;
+    END IF;
+    IF v_deleted IS NOT NULL THEN
+        RAISE EXCEPTION 'flunq: stream % is deleted', p_stream
+            USING ERRCODE = 'FQ004', DETAIL = jsonb_build_object('stream', p_stream)::text;
+    END IF;
+    o_last := coalesce(o_last, -1);
+    IF (p_expected = 'no_stream' AND o_last <> -1)
+       OR (p_expected = 'stream_exists' AND o_last = -1)
+       OR (p_expected ~ '^[0-9]+$' AND o_last <> p_expected::bigint) THEN
+        RAISE EXCEPTION 'flunq: wrong expected version for stream %', p_stream
+            USING ERRCODE = 'FQ002',
+                  DETAIL = jsonb_build_object('stream', p_stream, 'expected_version', p_expected,
+                                              'actual_version', o_last)::text;
+    END IF;
+END $$;
+
 -- One event as the append functions take it: the JSON the service sends, parsed once. `data` stays
 -- JSON text (the column is `json`: stored as written, read back with no conversion).
 DO $$ BEGIN
@@ -79,9 +114,6 @@ DECLARE
     v_stream text;
     v_found integer;
     v_conflicts jsonb;
-    v_last bigint;
-    v_deleted timestamptz;
-    v_owner text;
     v_draw record;
 BEGIN
     -- 1. One appender per stream at a time, streams locked in name order so batches never
@@ -129,28 +161,7 @@ BEGIN
 
     -- 3. Deleted streams refuse appends; the expected version is checked under the stream lock.
     FOR v_stream IN SELECT DISTINCT e.stream FROM unnest(v_events) e LOOP
-        SELECT s.last_version, s.deleted_at, s.tenant INTO v_last, v_deleted, v_owner
-          FROM flunq_streams s WHERE s.name = v_stream;
-        -- A tenant writes into its own streams and new ones; the check comes first so that
-        -- nothing else of another tenant's stream (deleted, version) is revealed.
-        IF p_tenant IS NOT NULL AND v_owner IS DISTINCT FROM p_tenant
-           AND (v_owner IS NOT NULL OR coalesce(v_last, -1) >= 0) THEN
-            RAISE EXCEPTION 'flunq: stream % belongs to another tenant', v_stream
-                USING ERRCODE = 'FQ007', DETAIL = jsonb_build_object('stream', v_stream)::text;
-        END IF;
-        IF v_deleted IS NOT NULL THEN
-            RAISE EXCEPTION 'flunq: stream % is deleted', v_stream
-                USING ERRCODE = 'FQ004', DETAIL = jsonb_build_object('stream', v_stream)::text;
-        END IF;
-        v_last := coalesce(v_last, -1);
-        IF (p_expected = 'no_stream' AND v_last <> -1)
-           OR (p_expected = 'stream_exists' AND v_last = -1)
-           OR (p_expected ~ '^[0-9]+$' AND v_last <> p_expected::bigint) THEN
-            RAISE EXCEPTION 'flunq: wrong expected version for stream %', v_stream
-                USING ERRCODE = 'FQ002',
-                      DETAIL = jsonb_build_object('stream', v_stream, 'expected_version', p_expected,
-                                                  'actual_version', v_last)::text;
-        END IF;
+        PERFORM flunq_check_stream(v_stream, p_expected, p_tenant);
     END LOOP;
 
     -- 4. The first write: xid and positions, together.
@@ -210,8 +221,6 @@ LANGUAGE plpgsql AS $$
 DECLARE
     v_event flunq_new_event := json_populate_record(NULL::flunq_new_event, p_event);
     v_last bigint;
-    v_deleted timestamptz;
-    v_owner text;
     v_found boolean;
     v_xid xid8;
 BEGIN
@@ -219,43 +228,11 @@ BEGIN
     o_duplicate := false;
     PERFORM pg_advisory_xact_lock(4242, hashtext(o_stream));
 
-    SELECT s.last_version, s.deleted_at, s.tenant INTO v_last, v_deleted, v_owner
-      FROM flunq_streams s WHERE s.name = o_stream;
-    v_found := FOUND;
-    IF p_tenant IS NOT NULL AND v_owner IS DISTINCT FROM p_tenant
-       AND (v_owner IS NOT NULL OR coalesce(v_last, -1) >= 0) THEN
-        RAISE EXCEPTION 'flunq: stream % belongs to another tenant', o_stream
-            USING ERRCODE = 'FQ007', DETAIL = jsonb_build_object('stream', o_stream)::text;
-    END IF;
-    IF v_deleted IS NOT NULL THEN
-        RAISE EXCEPTION 'flunq: stream % is deleted', o_stream
-            USING ERRCODE = 'FQ004', DETAIL = jsonb_build_object('stream', o_stream)::text;
-    END IF;
-    v_last := coalesce(v_last, -1);
-    IF (p_expected = 'no_stream' AND v_last <> -1)
-       OR (p_expected = 'stream_exists' AND v_last = -1)
-       OR (p_expected ~ '^[0-9]+$' AND v_last <> p_expected::bigint) THEN
-        RAISE EXCEPTION 'flunq: wrong expected version for stream %', o_stream
-            USING ERRCODE = 'FQ002',
-                  DETAIL = jsonb_build_object('stream', o_stream, 'expected_version', p_expected,
-                                              'actual_version', v_last)::text;
-    END IF;
+    SELECT c.o_last, c.o_exists INTO v_last, v_found FROM flunq_check_stream(o_stream, p_expected, p_tenant) c;
     o_version := v_last + 1;
 
-    -- The first write: xid and position together, as flunq_draw_positions does (inlined).
-    IF pg_current_xact_id_if_assigned() IS NOT NULL THEN
-        RAISE EXCEPTION 'flunq: positions must be drawn by the first write of a transaction'
-            USING ERRCODE = 'FQ001';
-    END IF;
-    PERFORM pg_advisory_lock(4242424201);
-    BEGIN
-        SELECT pg_current_xact_id(), nextval('flunq_position_seq'), clock_timestamp()
-          INTO v_xid, o_position, o_recordedtime;
-    EXCEPTION WHEN OTHERS OR query_canceled THEN
-        PERFORM pg_advisory_unlock(4242424201);
-        RAISE;
-    END;
-    PERFORM pg_advisory_unlock(4242424201);
+    -- The first write: xid and position together.
+    SELECT d.o_xid, d.o_first, d.o_time INTO v_xid, o_position, o_recordedtime FROM flunq_draw_positions(1) d;
 
     INSERT INTO flunq_events (
         "position", xid, stream, "version", id, source, specversion, "type", subject, "time",
