@@ -9,10 +9,11 @@ For each backend, in the same run, on the same events (~150 bytes of data each):
 
 - **throughput**: the relay (``relay.worker.Relay.step`` in a loop, reading from PostgreSQL,
   publishing, waiting for acks, advancing the checkpoint) against the **raw producer** of the same
-  client library, same batch size, waiting for acks per batch the same way (redis-py pipelined
-  ``XADD``, the relay's own commands built beforehand; kafka-python ``send`` + ``flush``; nats-py
-  ``publish_async`` + PubAcks, one header). Rounds are
-  interleaved (relay, raw, relay, raw, ...); medians; target >= 0.7x.
+  client library sending the relay's own messages, built beforehand, with the same batch size and
+  waiting for acks per batch the same way: redis-py pipelined ``XADD`` (the relay's commands),
+  kafka-python ``send`` + ``flush`` (its key and headers), nats-py ``publish_async`` + PubAcks (its
+  subjects and headers). Rounds are interleaved (relay, raw, relay, raw, ...); medians; target
+  >= 0.7x.
 - **latency**: appends at a steady 1 000 events/s while the relay runs (woken by NOTIFY); for
   each event, from the moment its append committed (``append`` returned) to the moment the
   broker's ack for its batch arrived. Target p99 < 100 ms.
@@ -179,6 +180,8 @@ def raw_publish(dest: Destination, events: list, batch: int) -> float:
         from kafka import KafkaAdminClient, KafkaProducer
         from kafka.admin import NewTopic
 
+        from relay.backends.kafka import headers as kafka_headers
+
         admin = KafkaAdminClient(bootstrap_servers=dest.address)
         admin.create_topics([NewTopic(options["topic"], options["partitions"], -1)])
         admin.close()
@@ -189,7 +192,7 @@ def raw_publish(dest: Destination, events: list, batch: int) -> float:
             (
                 event.stream.encode(),
                 event.data,
-                [(f"ce_{k}", v.encode()) for k, v in event.attribute_text().items()],
+                kafka_headers(event),
             )
             for event in events
         ]
@@ -208,16 +211,26 @@ def raw_publish(dest: Destination, events: list, batch: int) -> float:
 
     import nats
 
+    from relay.backends.nats import msg_id, subject_for
+
     async def run() -> float:
         nc = await nats.connect(dest.address)
         js = nc.jetstream()
         await js.add_stream(name=options["stream"], subjects=[f"{options['prefix']}.>"])
-        messages = [(f"{options['prefix']}.{event.type}", event.structured(), event.id) for event in events]
+        # The relay's own messages: subject, payload and both headers, built beforehand.
+        messages = [
+            (
+                subject_for(options["prefix"], event.type),
+                event.structured(),
+                {"Nats-Msg-Id": msg_id(event), "Content-Type": "application/cloudevents+json"},
+            )
+            for event in events
+        ]
         start = time.perf_counter()
         for first in range(0, len(messages), batch):
             futures = [
-                await js.publish_async(subject, payload, headers={"Nats-Msg-Id": msg_id})
-                for subject, payload, msg_id in messages[first : first + batch]
+                await js.publish_async(subject, payload, headers=headers)
+                for subject, payload, headers in messages[first : first + batch]
             ]
             await asyncio.gather(*futures)
         seconds = time.perf_counter() - start
