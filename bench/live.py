@@ -5,9 +5,9 @@
     python -m bench.live --long                # + 100 clients for 10 minutes: server memory over time
 
 One uvicorn process (``--workers`` N: N processes, each tailing the log) serves the feeds (as
-``make run`` does), on a fresh database. Appender threads
-append single-event transactions through ``events.services.append`` at ``--rate`` events/s, each
-noting when its append returned (committed). Every connected client receives every event:
+``make run`` does), on a fresh database. Appender threads, in a process of their own, append
+single-event transactions through ``events.services.append`` at ``--rate`` events/s, each noting
+when its append returned (committed). Every connected client receives every event:
 
 - ``--probes`` clients (``websockets``) parse each message and note when it arrived; latency is
   receipt minus commit, over every event of every probe.
@@ -285,6 +285,42 @@ def append_paced(rate: float, seconds: float, threads: int) -> tuple[dict[int, f
     return commits, clock() - start
 
 
+class Appenders:
+    """The appender threads in a process of their own (spawned once per run), so that their work
+    in Django holds no interpreter lock the probes need to note an arrival. Commit and arrival
+    times are both ``time.perf_counter()``: CLOCK_MONOTONIC, one clock for every process."""
+
+    def __init__(self) -> None:
+        import multiprocessing
+
+        context = multiprocessing.get_context("spawn")
+        self._pipe, child = context.Pipe()
+        self._process = context.Process(target=_appenders_main, args=(child,), daemon=True)
+        self._process.start()
+        assert self._pipe.recv() == "ready"
+
+    def cpu(self) -> float:
+        return cpu_seconds([self._process.pid])
+
+    async def run(self, rate: float, seconds: float, threads: int) -> tuple[dict[int, float], float]:
+        """``append_paced`` in the appenders' process."""
+        self._pipe.send((rate, seconds, threads))
+        return await asyncio.to_thread(self._pipe.recv)
+
+    def close(self) -> None:
+        self._pipe.send(None)
+        self._process.join()
+
+
+def _appenders_main(pipe) -> None:
+    import django
+
+    django.setup()  # DATABASE_URL and the settings module come with the parent's environment
+    pipe.send("ready")
+    while (job := pipe.recv()) is not None:
+        pipe.send(append_paced(*job))
+
+
 # --- one round -----------------------------------------------------------------------------------
 
 
@@ -312,7 +348,9 @@ class Result:
                 f"{p50:.2f}", f"{p99:.2f}", f"{top:.2f}", str(self.resyncs + self.closed_sinks), cpu, rss]  # fmt: skip
 
 
-async def feed_round(base: str, pids: list[int], clients: int, probes: int, args) -> Result:
+async def feed_round(
+    base: str, pids: list[int], clients: int, probes: int, args, appenders: Appenders
+) -> Result:
     probes = min(probes, clients)
     sinks = Sinks(base, clients - probes)
     await sinks.ready()
@@ -326,10 +364,10 @@ async def feed_round(base: str, pids: list[int], clients: int, probes: int, args
     user_before, system_before = cpu_times(pids)
     waited_before = run_queue_seconds(pids)
     probes_waited_before = run_queue_seconds([os.getpid()])
-    own_before = time.process_time() + sinks.cpu()
+    own_before = time.process_time() + sinks.cpu() + appenders.cpu()
     appends_began = time.monotonic()
     with sampler:
-        commits, elapsed = await asyncio.to_thread(append_paced, args.rate, args.seconds, args.threads)
+        commits, elapsed = await appenders.run(args.rate, args.seconds, args.threads)
         last = max(commits)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and not all(last in s.arrivals for s in states):
@@ -338,7 +376,7 @@ async def feed_round(base: str, pids: list[int], clients: int, probes: int, args
         after - before for after, before in zip(cpu_times(pids), (user_before, system_before), strict=True)
     )
     server_cpu = user + system if pids else None
-    own_cpu = time.process_time() + sinks.cpu() - own_before
+    own_cpu = time.process_time() + sinks.cpu() + appenders.cpu() - own_before
     window = time.monotonic() - appends_began
     print(
         f"  CPU over {window:.1f} s: server {user + system:.1f} s ({(user + system) / window:.2f} cores; "
@@ -379,7 +417,7 @@ async def feed_round(base: str, pids: list[int], clients: int, probes: int, args
     )
 
 
-async def tailer_round(args) -> Result:
+async def tailer_round(args, appenders: Appenders) -> Result:
     """Commit -> a batch in a mailbox of a log tailer in this process: the feed minus websockets."""
     from live.tailer import LogTailer
 
@@ -398,7 +436,7 @@ async def tailer_round(args) -> Result:
 
     task = asyncio.create_task(drain())
     await tailer.started.wait()
-    commits, elapsed = await asyncio.to_thread(append_paced, args.rate, args.seconds, args.threads)
+    commits, elapsed = await appenders.run(args.rate, args.seconds, args.threads)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and max(commits) not in arrivals:
         await asyncio.sleep(0.05)
@@ -480,10 +518,11 @@ async def run(args, url: str) -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, 8192)), hard))
     counts = [int(c) for c in args.clients.split(",")]
+    appenders = Appenders()
     results: list[Result] = [
         await notify_round(url, args.rate, args.seconds),
         await notify_round(url, None, 3),
-        await tailer_round(args),
+        await tailer_round(args, appenders),
     ]
     environ = {"DATABASE_URL": url, "AUTH_REQUIRED": "false"}
     # The raw sink clients discard what arrives, pings included: no keep-alive pings in the run.
@@ -491,7 +530,7 @@ async def run(args, url: str) -> None:
         pids = server_pids(urlsplit(base).port)
         for clients in counts:
             print(f"... {clients} client(s) for {args.seconds:g} s at {args.rate:g} events/s", flush=True)
-            results.append(await feed_round(base, pids, clients, args.probes, args))
+            results.append(await feed_round(base, pids, clients, args.probes, args, appenders))
         print(table(results), flush=True)
         if args.markdown:
             print(markdown(results), flush=True)
@@ -500,17 +539,18 @@ async def run(args, url: str) -> None:
             p99 = common.percentile(hundred.latencies, 99) * 1000
             print(f"target p99 < 25 ms at 100 clients: {p99:.2f} ms, {'met' if p99 < 25 else 'MISSED'}")
         if args.long:
-            await long_run(base, pids, args)
+            await long_run(base, pids, args, appenders)
+    appenders.close()
     common.drop_database(DATABASE)
 
 
-async def long_run(base: str, pids: list[int], args) -> None:
+async def long_run(base: str, pids: list[int], args, appenders: Appenders) -> None:
     """100 clients for --long-seconds: server RSS every 30 s (flat means no leak per event)."""
     long_args = argparse.Namespace(**{**vars(args), "seconds": args.long_seconds})
     print(f"... long run: 100 clients for {args.long_seconds:g} s at {args.rate:g} events/s", flush=True)
     sampler = MemorySampler(pids, every=30.0) if pids else contextlib.nullcontext()
     with sampler:
-        result = await feed_round(base, [], 100, args.probes, long_args)
+        result = await feed_round(base, [], 100, args.probes, long_args, appenders)
     print(table([result]), flush=True)
     if pids:
         series = ", ".join(f"{t:.0f}s {mb:.0f}" for t, mb in sampler.samples)
