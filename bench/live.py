@@ -561,9 +561,9 @@ async def run(args, url: str) -> None:
         hundred = next((r for r in results if r.clients == 100 and r.name == "websocket feed"), None)
         if hundred is not None:
             p99 = hundred.p99() * 1000
-            rounds = f" (the median of {args.rounds} rounds)" if args.rounds > 1 else ""
+            median = f" (the median of {args.rounds} rounds)" if args.rounds > 1 else ""
             print(
-                f"target p99 < 25 ms at 100 clients: {p99:.2f} ms{rounds}, {'met' if p99 < 25 else 'MISSED'}"
+                f"target p99 < 25 ms at 100 clients: {p99:.2f} ms{median}, {'met' if p99 < 25 else 'MISSED'}"
             )
         if args.long:
             await long_run(base, pids, args, appenders)
