@@ -27,6 +27,7 @@ from django.conf import settings
 from access import tenancy
 from access.principal import Principal
 from events import horizon, selectors
+from flunq_events.aio import wait_event
 from flunq_events.errors import ServiceError
 from grpc_api import convert
 from grpc_api.generated.flunq.events.v1 import events_pb2 as pb
@@ -137,7 +138,10 @@ class Subscription:
 
     async def _send(self, message: pb.SubscribeResponse, position: int) -> None:
         try:
-            await asyncio.wait_for(self.context.write(message), settings.GRPC_SUBSCRIBE_SEND_TIMEOUT_SECONDS)
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can lose the handler's
+            # cancellation (the client went away) when the write completes in the same moment.
+            async with asyncio.timeout(settings.GRPC_SUBSCRIBE_SEND_TIMEOUT_SECONDS):
+                await self.context.write(message)
         except TimeoutError:
             raise SubscriberTooSlow(
                 f"the client took no message for {settings.GRPC_SUBSCRIBE_SEND_TIMEOUT_SECONDS} s; "
@@ -173,7 +177,6 @@ class Subscription:
                     await self._send(pb.SubscribeResponse(checkpoint=pb.Checkpoint(position=after)), after)
                     last_sent = time.monotonic()
                 poll = POLL_SECONDS_LISTENING if notifier.listening else POLL_SECONDS_NOT_LISTENING
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(waiter.wait(), poll)
+                await wait_event(waiter, poll)
         finally:
             notifier.unregister(waiter)

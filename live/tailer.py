@@ -19,7 +19,6 @@ that to join, skip what they have, and detect gaps they must read from the log (
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 from collections import deque
@@ -34,6 +33,7 @@ from psycopg.conninfo import make_conninfo
 
 from events.selectors import COLUMNS, to_cloudevent
 from flunq_events import db
+from flunq_events.aio import wait_event
 from live.wire import text_frame
 
 logger = logging.getLogger(__name__)
@@ -190,8 +190,8 @@ class LogTailer:
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            # asyncio.wait: the task's cancellation ends it quietly, the caller's still propagates.
+            await asyncio.wait({self._task})
             self._task = None
 
     async def _run(self) -> None:
@@ -230,8 +230,7 @@ class LogTailer:
                     else:
                         timeout, lag_wait = self.poll_seconds, 0.002
                     if not self._wake.is_set():  # (a NOTIFY during the read: read again now)
-                        with contextlib.suppress(TimeoutError):
-                            await asyncio.wait_for(self._wake.wait(), timeout)
+                        await wait_event(self._wake, timeout)
             finally:
                 listening.cancel()
 

@@ -101,3 +101,25 @@ async def test_the_tailer_hands_out_contiguous_batches_page_by_page():
     assert [p for p in got if p in positions] == positions
     assert got == sorted(set(got))
     assert all(live.frame.endswith(live.text.encode()) for batch in batches for live in batch.events)
+
+
+async def test_the_tailer_stops_when_woken_in_the_same_moment():
+    """A NOTIFY arriving as the tailer is stopped must not swallow the stop (it did, through
+    asyncio.wait_for on Python 3.11, and stop() then waited forever)."""
+    import asyncio
+    import contextlib
+
+    from live.tailer import LogTailer
+
+    for _ in range(3):
+        tailer = LogTailer(page_size=10, poll_seconds=1.0)
+        tailer.start()
+        await asyncio.wait_for(tailer.started.wait(), 30)
+        await asyncio.sleep(0.05)  # idle, waiting to be woken
+        # Woken and stopped in the same iteration of the loop (wait_for runs stop() as a task:
+        # the poke is queued first so that both land together).
+        asyncio.get_running_loop().call_soon(tailer.poke)
+        task = tailer._task
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(tailer.stop(), 10)
+        assert task.done()
