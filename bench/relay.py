@@ -263,6 +263,23 @@ def append_events(count: int, *, batch: int = 100) -> None:
         )
 
 
+def settle(url: str) -> None:
+    """Let PostgreSQL finish with the bulk append before any round is timed.
+
+    Otherwise autovacuum and the checkpointer, triggered by the append, run during the first
+    rounds and slow whichever contender they land on (the relay reads from PostgreSQL; both share
+    the cores).
+    """
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE flunq_events")
+        try:
+            conn.execute("CHECKPOINT")
+        except psycopg.errors.InsufficientPrivilege:
+            common.log("CHECKPOINT needs a superuser or pg_checkpoint; skipped")
+
+
 def relay_round(alias: str, address: str, total: int, batch: int) -> common.Sample:
     from relay.worker import Relay
 
@@ -419,7 +436,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backends", default="redis,kafka,nats")
     parser.add_argument("--events", type=int, default=20_000, help="events per throughput round")
     parser.add_argument("--batch", type=int, default=500, help="batch size, relay and raw alike")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--latency-seconds", type=float, default=10.0)
     parser.add_argument("--latency-rate", type=int, default=1000)
     parser.add_argument("--rss-events", type=int, default=200_000, help="0 skips the RSS run")
@@ -436,6 +453,7 @@ def main(argv: list[str] | None = None) -> int:
     # The horizon is cluster-wide: another database's open transaction can hold it back a moment.
     while len(events := read_batch(0, args.events)) < args.events:
         time.sleep(0.1)
+    settle(url)
     rows, notes = [], []
     aliases = [alias for alias in args.backends.split(",") if alias]  # --backends "": the RSS run only
     for alias in aliases:
