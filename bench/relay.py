@@ -264,11 +264,10 @@ def append_events(count: int, *, batch: int = 100) -> None:
 
 
 def settle(url: str) -> None:
-    """Let PostgreSQL finish with the bulk append before any round is timed.
+    """Vacuum and checkpoint after the bulk append, before any round is timed.
 
-    Otherwise autovacuum and the checkpointer, triggered by the append, run during the first
-    rounds and slow whichever contender they land on (the relay reads from PostgreSQL; both share
-    the cores).
+    So autovacuum and the checkpointer, which the append sets off, are not at work during the
+    first rounds, on the cores both contenders share.
     """
     import psycopg
 
