@@ -299,7 +299,8 @@ class Appenders:
         self._pipe, child = context.Pipe()
         self._process = context.Process(target=_appenders_main, args=(child,), daemon=True)
         self._process.start()
-        assert self._pipe.recv() == "ready"
+        if (greeting := self._pipe.recv()) != "ready":  # not an assert: python -O would skip the recv
+            raise RuntimeError(f"the appenders' process did not start: {greeting!r}")
 
     def cpu(self) -> float:
         return cpu_seconds([self._process.pid])

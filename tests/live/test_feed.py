@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import itertools
 
 import pytest
@@ -9,6 +11,7 @@ import pytest
 from events.selectors import EventFilter
 from live.feed import Feed
 from live.query import Start
+from live.tailer import LogTailer
 from tests.live.conftest import append_one, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -75,7 +78,6 @@ async def test_an_idle_feed_sends_heartbeats_and_then_the_next_event(tailer):
 async def test_the_tailer_hands_out_contiguous_batches_page_by_page():
     from events import services
     from live import db
-    from live.tailer import LogTailer
     from tests.events.helpers import new_event
 
     tailer = LogTailer(page_size=2, poll_seconds=1.0)
@@ -106,11 +108,6 @@ async def test_the_tailer_hands_out_contiguous_batches_page_by_page():
 async def test_the_tailer_stops_when_woken_in_the_same_moment():
     """A NOTIFY arriving as the tailer is stopped must not swallow the stop (it did, through
     asyncio.wait_for on Python 3.11, and stop() then waited forever)."""
-    import asyncio
-    import contextlib
-
-    from live.tailer import LogTailer
-
     for _ in range(3):
         tailer = LogTailer(page_size=10, poll_seconds=1.0)
         tailer.start()
