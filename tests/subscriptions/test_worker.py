@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from collections import defaultdict
 
 import pytest
@@ -28,13 +29,25 @@ def test_two_workers_deliver_each_event_once_in_order_and_stop_on_sigterm(api, a
         "DATABASE_URL": database_url_of_test_db(),
         "WEBHOOK_ALLOWED_HOSTS": "127.0.0.1",
         "DELIVER_POLL_SECONDS": "0.2",
-        "LOG_LEVEL": "WARNING",
+        "LOG_LEVEL": "INFO",
     }
     workers = [
-        subprocess.Popen([sys.executable, "manage.py", "deliver", "--concurrency", "4"], cwd=ROOT, env=env)
+        subprocess.Popen(
+            [sys.executable, "manage.py", "deliver", "--concurrency", "4"],
+            cwd=ROOT,
+            env=env,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for _ in range(2)
     ]
+    logs = [log_lines(worker) for worker in workers]
     try:
+        # Both started (their SIGTERM handler installed): a SIGTERM sent during start-up would
+        # end a worker before it could handle it.
+        run_until(
+            lambda: False, lambda: all(any("started" in line for line in log) for log in logs), timeout=60
+        )
         expected = []
         for _ in range(4):
             for stream in range(10):
@@ -52,6 +65,13 @@ def test_two_workers_deliver_each_event_once_in_order_and_stop_on_sigterm(api, a
         per_stream[e["stream"]].append(e["version"])
     assert all(versions == sorted(versions) for versions in per_stream.values())
     assert api.get(f"/api/v1/subscriptions/{sub['id']}").json()["progress"]["lag"] == 0
+
+
+def log_lines(process: subprocess.Popen) -> list[str]:
+    """The lines ``process`` writes to its stderr, collected as they come (so its pipe never fills)."""
+    lines: list[str] = []
+    threading.Thread(target=lambda: lines.extend(process.stderr), daemon=True).start()
+    return lines
 
 
 def test_listener_wakes_on_an_append():
