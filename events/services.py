@@ -175,7 +175,7 @@ def _stamp_tenant(events: Sequence[NewEvent], tenant: str) -> None:
 
 
 _APPEND_BATCH = "SELECT * FROM flunq_append(%s::json, %s, %s)"
-_APPEND_ONE = "SELECT * FROM flunq_append_one(%s::json, %s, %s)"
+_APPEND_ONE = db.Statement("flunq_append_one", "SELECT * FROM flunq_append_one($1::json, $2, $3)")
 _SOURCE_ID_TAKEN = "flunq_events_source_id"
 _MAYBE_A_RETRY = {"FQ002", "FQ004", "FQ007"}  # wrong expected version, deleted stream, other tenant's
 
@@ -187,7 +187,7 @@ def _execute(events: list[dict], expected_version: str, tenant: str | None) -> l
         # stream, tenant), and the batch function below answers it: the stored original, or the
         # same refusal.
         try:
-            return db.rows(_APPEND_ONE, (orjson.dumps(events[0]).decode(), expected_version, tenant))
+            return _APPEND_ONE.rows((orjson.dumps(events[0]).decode(), expected_version, tenant))
         except IntegrityError as exc:
             if _constraint(exc) != _SOURCE_ID_TAKEN:
                 raise Conflict("the event conflicts with one appended concurrently") from exc

@@ -2,16 +2,21 @@
 
 LISTEN loops, the commit notifier and benchmarks need a connection of their own (not Django's
 per-thread one); this builds it from the same ``DATABASES["default"]`` settings. ``rows`` runs the
-log's hot statements on Django's own connection, past its cursor.
+log's hot statements on Django's own connection, past its cursor; ``Statement`` runs the hottest
+(one per event appended) past psycopg's cursor too.
 """
 
 from __future__ import annotations
 
 import functools
+import weakref
+from collections.abc import Sequence
 
 import psycopg
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, OperationalError, connections
+from psycopg import pq
+from psycopg.adapt import Transformer
 
 
 def conninfo() -> str:
@@ -46,6 +51,61 @@ def rows(sql: str, params: list | tuple) -> list[tuple]:
     wrapper.ensure_connection()
     with wrapper.wrap_database_errors, psycopg.Cursor(wrapper.connection) as cursor:
         return cursor.execute(sql, params, binary=True, prepare=settings.DB_PREPARE).fetchall()
+
+
+class Statement:
+    """One hot statement, run on Django's connection through libpq itself (``psycopg.pq``).
+
+    For the calls made once per event, where psycopg's cursor machinery (a cursor per call,
+    parameter adaptation, the generator-driven wait) costs the calling thread more CPU than the
+    round trip does: ~75 us of ~190 us per single-event append, measured in docs/benchmarks.md
+    (finding 14). Parameters are text (``str`` or ``None``) behind ``$1, $2, ...`` in ``sql``; the
+    rows come back in binary and are loaded by psycopg's own loaders (timestamps built in C).
+
+    With ``DB_PREPARE`` the statement is prepared once per connection under ``name`` (again if the
+    server has forgotten it, e.g. after ``DISCARD ALL``); without, it is sent whole each time.
+    libpq's blocking calls release the interpreter lock while they wait, as psycopg's do. Errors
+    come as Django's database errors, with psycopg's error (SQLSTATE, diagnostics) as the cause.
+    """
+
+    def __init__(self, name: str, sql: str) -> None:
+        self.name = name.encode()
+        self.sql = sql.encode()
+        self._prepared_on: weakref.WeakSet[psycopg.Connection] = weakref.WeakSet()
+
+    def rows(self, params: Sequence[str | None]) -> list[tuple]:
+        wrapper = connections[DEFAULT_DB_ALIAS]
+        wrapper.ensure_connection()
+        with wrapper.wrap_database_errors:
+            connection = wrapper.connection
+            values = [None if value is None else value.encode() for value in params]
+            result = self._run(connection, values)
+            if result.status != pq.ExecStatus.TUPLES_OK:
+                raise psycopg.errors.error_from_result(result, encoding=connection.info.encoding)
+            loader = Transformer(connection)
+            loader.set_pgresult(result)
+            return loader.load_rows(0, result.ntuples, tuple)
+
+    def _run(self, connection: psycopg.Connection, values: list[bytes | None]) -> pq.abc.PGresult:
+        pgconn = connection.pgconn
+        if not settings.DB_PREPARE:
+            return pgconn.exec_params(self.sql, values, result_format=pq.Format.BINARY)
+        if connection not in self._prepared_on:
+            self._prepare(connection)
+        result = pgconn.exec_prepared(self.name, values, result_format=pq.Format.BINARY)
+        if result.error_field(pq.DiagnosticField.SQLSTATE) == b"26000":  # no such prepared statement
+            self._prepared_on.discard(connection)
+            # Again at once, unless the failure aborted the caller's transaction: then the next call.
+            if pgconn.transaction_status == pq.TransactionStatus.IDLE:
+                self._prepare(connection)
+                result = pgconn.exec_prepared(self.name, values, result_format=pq.Format.BINARY)
+        return result
+
+    def _prepare(self, connection: psycopg.Connection) -> None:
+        result = connection.pgconn.prepare(self.name, self.sql)
+        if result.status != pq.ExecStatus.COMMAND_OK:
+            raise psycopg.errors.error_from_result(result, encoding=connection.info.encoding)
+        self._prepared_on.add(connection)
 
 
 def retry_on_deadlock(function):

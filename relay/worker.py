@@ -136,6 +136,11 @@ class Relay:
         if self._reader is not None:
             self._reader.shutdown(wait=True)
             self._reader = None
+        if self.lock_conn is not None:
+            # Unlocked before the close returns: a closed session's locks go only when its server
+            # process has exited, a moment later, and a standby trying then would miss them.
+            with contextlib.suppress(psycopg.Error):
+                self.lock_conn.execute("SELECT pg_advisory_unlock(%s, hashtext(%s))", [LOCK_CLASS, self.sink])
         for conn in (self.read_conn, self.lock_conn):
             if conn is not None:
                 with contextlib.suppress(psycopg.Error):

@@ -1,0 +1,66 @@
+"""flunq_events.db.Statement: a hot statement on Django's connection, through libpq."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from django.db import IntegrityError, ProgrammingError, connection, transaction
+
+from flunq_events.db import Statement
+
+pytestmark = pytest.mark.django_db
+
+ECHO = Statement("test_echo", "SELECT $1::bigint + 1, $2::text, $3::timestamptz, $4::text IS NULL")
+FAILS = Statement("test_fails", "SELECT 1 / $1::int")
+
+
+@pytest.fixture(params=[True, False], ids=["prepared", "unprepared"])
+def prepare(request, settings):
+    settings.DB_PREPARE = request.param
+    return request.param
+
+
+def test_rows_come_back_typed(prepare):
+    rows = ECHO.rows(("41", "é", "2026-11-28T15:00:00.25Z", None))
+    assert rows == [(42, "é", datetime(2026, 11, 28, 15, 0, 0, 250000, tzinfo=UTC), True)]
+    assert ECHO.rows(("1", "x", "2026-01-01T00:00:00Z", "y"))[0][3] is False
+
+
+def test_errors_are_djangos_with_the_sqlstate_on_the_cause(prepare):
+    with pytest.raises(Exception) as error:
+        FAILS.rows(("0",))
+    assert error.value.__cause__.sqlstate == "22012"  # division_by_zero
+    assert type(error.value).__module__ == "django.db.utils"
+    assert FAILS.rows(("1",)) == [(1,)]  # the connection is usable afterwards
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_statement_the_server_forgot_is_prepared_again(settings):
+    settings.DB_PREPARE = True
+    assert ECHO.rows(("1", "a", "2026-01-01T00:00:00Z", None))[0][0] == 2
+    with connection.cursor() as cursor:
+        cursor.execute("DEALLOCATE test_echo")
+    assert ECHO.rows(("2", "b", "2026-01-01T00:00:00Z", None))[0][0] == 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_in_a_transaction_it_fails_once_and_prepares_on_the_next_call(settings):
+    settings.DB_PREPARE = True
+    ECHO.rows(("1", "a", "2026-01-01T00:00:00Z", None))
+    with pytest.raises(ProgrammingError), transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("DEALLOCATE test_echo")
+        ECHO.rows(("1", "a", "2026-01-01T00:00:00Z", None))
+    with transaction.atomic():
+        assert ECHO.rows(("5", "a", "2026-01-01T00:00:00Z", None))[0][0] == 6
+
+
+def test_a_unique_violation_is_an_integrity_error_naming_the_constraint(prepare):
+    insert = Statement("test_insert_token", "INSERT INTO pg_temp.t VALUES ($1) RETURNING id")
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE TEMP TABLE t (id text PRIMARY KEY)")
+    assert insert.rows(("a",)) == [("a",)]
+    with pytest.raises(IntegrityError) as error:
+        insert.rows(("a",))
+    assert error.value.__cause__.diag.constraint_name == "t_pkey"
