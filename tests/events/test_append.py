@@ -15,6 +15,7 @@ from flunq_events.errors import (
     InvalidEvent,
     InvalidRequest,
     StreamDeleted,
+    TenantForbidden,
     WrongExpectedVersion,
 )
 from streams.models import Stream
@@ -242,6 +243,20 @@ def test_both_append_functions_keep_the_same_rules(append_one_way):
         append_one_way(new_event(), stream="same-1")
     horizon.wait_for(second.position, timeout=10)
     assert [e["version"] for e in selectors.read_all(after=0, limit=10).events] == [0, 1]
+
+
+def test_both_append_functions_refuse_the_same_stream_states(append_one_way):
+    with pytest.raises(WrongExpectedVersion) as error:
+        append_one_way(new_event(), stream="states-1", expected_version=services.STREAM_EXISTS)
+    assert error.value.extra["actual_version"] == -1
+    append_one_way(new_event(), stream="states-1", expected_version=services.NO_STREAM, tenant="acme")
+    with pytest.raises(WrongExpectedVersion) as error:
+        append_one_way(new_event(), stream="states-1", expected_version=services.NO_STREAM, tenant="acme")
+    assert error.value.extra["actual_version"] == 0
+    with pytest.raises(TenantForbidden) as error:
+        append_one_way(new_event(), stream="states-1", tenant="other")
+    assert error.value.extra == {"stream": "states-1"}  # nothing else of another tenant's stream
+    assert append_one_way(new_event(), stream="states-1", tenant="acme").version == 1
 
 
 def test_a_retry_gets_the_original_whatever_happened_to_the_stream_since(append_one_way):
