@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 
 import psycopg
 import pytest
@@ -90,3 +91,18 @@ def test_post_request_is_a_complete_http_request():
 def test_the_noop_view_is_not_mounted_by_default(api):
     response = api.post("/bench/noop", {}, format="json")
     assert response.status_code == 404
+
+
+def test_append_cpu_splits_the_cpu_of_a_round_per_event():
+    from bench.append_cpu import measure
+
+    def run() -> common.Sample:
+        deadline = time.process_time() + 0.2
+        while time.process_time() < deadline:  # burn 200 ms of this process's CPU
+            pass
+        return common.Sample(events=100, seconds=0.2)
+
+    cost = measure(run)
+    assert cost.process_us >= 1_500  # 200 ms over 100 events is 2,000 us each
+    assert cost.rate == 500
+    assert cost.switches >= 0
