@@ -58,8 +58,8 @@ class Statement:
 
     For the calls made once per event, where psycopg's cursor machinery (a cursor per call,
     parameter adaptation, the generator-driven wait) costs more CPU than the round trip itself:
-    with 8 appending threads, 269 us of process CPU per single-event append through ``rows``
-    against 194 us through this (docs/benchmarks.md, finding 14). Parameters are text (``str`` or
+    with 8 appending threads, 313 us of process CPU per single-event append through ``rows``
+    against 203 us through this (``python -m bench.append_cpu``; docs/benchmarks.md, finding 14). Parameters are text (``str`` or
     ``None``) behind ``$1, $2, ...`` in ``sql``; the rows come back in binary and are loaded by
     psycopg's own loaders (timestamps built in C).
 
