@@ -9,8 +9,7 @@
 --                       rows, stream bookkeeping) in one statement and one round trip. It does not
 --                       NOTIFY: that would serialise commits (events/notify.py says why).
 -- flunq_append_one      the same for a single event, in fewer statements (the common case).
--- flunq_check_stream    the checks of an append on one stream (tenant, deleted, expected version);
---                       flunq_append_one has the same checks written out (a call costs it ~8%).
+-- flunq_check_stream    the checks of an append on one stream (tenant, deleted, expected version).
 -- flunq_events_guard    refuses UPDATE and DELETE of events (purge is explicit: flunq_purge_stream).
 
 CREATE SEQUENCE IF NOT EXISTS flunq_position_seq AS bigint MINVALUE 1 START 1 CACHE 1;
@@ -224,38 +223,22 @@ DECLARE
     v_last bigint;
     v_found boolean;
     v_deleted timestamptz;
-    v_owner text;
     v_xid xid8;
 BEGIN
     o_stream := v_event.stream;
     o_duplicate := false;
     PERFORM pg_advisory_xact_lock(4242, hashtext(o_stream));
 
-    -- flunq_check_stream's checks, in its order and with its errors, written out: calling it cost
-    -- single appends ~8% of their rate (docs/benchmarks.md, finding 14). A test holds both paths
-    -- to the same rules.
-    SELECT s.last_version, s.deleted_at, s.tenant INTO v_last, v_deleted, v_owner
+    -- The stream's row, read here. flunq_check_stream runs only when one of its checks can fail:
+    -- a deleted stream, a tenant-bound caller or an expected version other than `any`. Calling
+    -- it on every append cost single appends ~8% of their rate (docs/benchmarks.md, finding 14).
+    SELECT s.last_version, s.deleted_at INTO v_last, v_deleted
       FROM flunq_streams s WHERE s.name = o_stream;
     v_found := FOUND;
-    IF p_tenant IS NOT NULL AND v_owner IS DISTINCT FROM p_tenant
-       AND (v_owner IS NOT NULL OR coalesce(v_last, -1) >= 0) THEN
-        RAISE EXCEPTION 'flunq: stream % belongs to another tenant', o_stream
-            USING ERRCODE = 'FQ007', DETAIL = jsonb_build_object('stream', o_stream)::text;
+    IF v_deleted IS NOT NULL OR p_tenant IS NOT NULL OR p_expected <> 'any' THEN
+        PERFORM flunq_check_stream(o_stream, p_expected, p_tenant);
     END IF;
-    IF v_deleted IS NOT NULL THEN
-        RAISE EXCEPTION 'flunq: stream % is deleted', o_stream
-            USING ERRCODE = 'FQ004', DETAIL = jsonb_build_object('stream', o_stream)::text;
-    END IF;
-    v_last := coalesce(v_last, -1);
-    IF (p_expected = 'no_stream' AND v_last <> -1)
-       OR (p_expected = 'stream_exists' AND v_last = -1)
-       OR (p_expected ~ '^[0-9]+$' AND v_last <> p_expected::bigint) THEN
-        RAISE EXCEPTION 'flunq: wrong expected version for stream %', o_stream
-            USING ERRCODE = 'FQ002',
-                  DETAIL = jsonb_build_object('stream', o_stream, 'expected_version', p_expected,
-                                              'actual_version', v_last)::text;
-    END IF;
-    o_version := v_last + 1;
+    o_version := coalesce(v_last, -1) + 1;
 
     -- The first write: xid and position together.
     SELECT d.o_xid, d.o_first, d.o_time INTO v_xid, o_position, o_recordedtime FROM flunq_draw_positions(1) d;
