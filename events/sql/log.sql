@@ -107,7 +107,13 @@ CREATE OR REPLACE FUNCTION flunq_append(p_events json, p_expected text DEFAULT '
                                         p_tenant text DEFAULT NULL)
 RETURNS TABLE(o_position bigint, o_stream text, o_version bigint, o_recordedtime timestamptz,
               o_duplicate boolean)
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+-- PL/pgSQL plans a statement that uses its variables for each call's values ("custom plans") as
+-- long as it judges that cheaper than one generic plan. For the statements below it always
+-- does, so every call planned them anew: half the time of a batch of 1 to 4 events, and nothing
+-- gained for 100 (docs/benchmarks.md, finding 15). Their best plan does not depend on the values.
+SET plan_cache_mode = force_generic_plan
+AS $$
 DECLARE
     v_events flunq_new_event[] := ARRAY(SELECT e FROM json_populate_recordset(NULL::flunq_new_event, p_events) e);
     v_count integer := cardinality(v_events);

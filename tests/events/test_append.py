@@ -268,3 +268,22 @@ def test_a_retry_gets_the_original_whatever_happened_to_the_stream_since(append_
     delete_stream("retry-1")
     again = append_one_way(new_event(data={"a": 1}, id=event.id), stream="retry-1")
     assert again.duplicate and again.position == first.position  # the stream is deleted
+
+
+def test_the_batch_function_keeps_one_generic_plan_for_every_batch_size():
+    """flunq_append plans its statements once (finding 15 in docs/benchmarks.md); the same plans
+    must serve batches of any size and spread, called over and over in one session."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT proconfig FROM pg_proc WHERE proname = 'flunq_append'")
+        assert cursor.fetchone()[0] == ["plan_cache_mode=force_generic_plan"]
+    for round_ in range(3):
+        for size, spread in ((2, 1), (6, 3), (100, 1), (40, 40)):
+            events = [new_event(data={"n": n}, executionid=f"generic-{size}-{spread}-{n % spread}")
+                      for n in range(size)]  # fmt: skip
+            versions: dict[str, list[int]] = {}
+            for item in services.append(events).events:
+                versions.setdefault(item.stream, []).append(item.version)
+            assert len(versions) == spread
+            for stream, numbers in versions.items():
+                first = round_ * (size // spread)
+                assert numbers == list(range(first, first + size // spread)), stream
