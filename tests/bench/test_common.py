@@ -106,3 +106,23 @@ def test_append_cpu_splits_the_cpu_of_a_round_per_event():
     assert cost.process_us >= 1_500  # 200 ms over 100 events is 2,000 us each
     assert cost.rate == 500
     assert cost.switches >= 0
+
+
+@pytest.mark.django_db
+def test_the_ceiling_scripts_append_through_pgbench():
+    """Each statement of ``bench.ceiling`` runs in pgbench without an error (rolled back here)."""
+    from bench import ceiling
+    from bench.log import RAW_TABLE, Raw
+    from tests.conftest import database_url_of_test_db
+
+    url = database_url_of_test_db()
+    Raw(url).close()
+    try:
+        for name, (_, script) in ceiling.SCRIPTS.items():
+            rolled_back = f"BEGIN;\n{script}\nROLLBACK;"
+            rate = ceiling.transactions_per_second(ceiling.pgbench(), url, rolled_back, 2, "--transactions=3")
+            assert rate > 0, name
+    finally:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f"DROP TABLE {RAW_TABLE}")
+            conn.execute(f"DROP SEQUENCE {RAW_TABLE}_seq")
