@@ -109,9 +109,10 @@ RETURNS TABLE(o_position bigint, o_stream text, o_version bigint, o_recordedtime
               o_duplicate boolean)
 LANGUAGE plpgsql
 -- PL/pgSQL plans a statement that uses its variables for each call's values ("custom plans") as
--- long as it judges that cheaper than one generic plan. For the statements below it always
--- does, so every call planned them anew: half the time of a batch of 1 to 4 events, and nothing
--- gained for 100 (docs/benchmarks.md, finding 15). Their best plan does not depend on the values.
+-- long as it judges that cheaper than one generic plan. For batches of a few events it kept
+-- doing so: a third of a 2-event batch's time went to planning. From ~10 events on it chose the
+-- generic plan by itself (docs/benchmarks.md, finding 15). The best plan does not depend on the
+-- values.
 SET plan_cache_mode = force_generic_plan
 AS $$
 DECLARE
