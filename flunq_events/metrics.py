@@ -143,13 +143,19 @@ def observe_append(func: Callable[..., Any]) -> Callable[..., Any]:
             APPEND_CALLS.labels("error").inc()
             raise
         APPEND_SECONDS.observe(time.perf_counter() - started)
-        written = sum(1 for item in result.events if not item.duplicate)
-        APPEND_CALLS.labels("duplicate" if written == 0 else "written").inc()
-        APPENDED_EVENTS.inc(written)
+        written = sum(not item.duplicate for item in result.events)
+        (_APPEND_WRITTEN if written else _APPEND_DUPLICATE).inc()
+        if written:
+            APPENDED_EVENTS.inc(written)
         APPEND_BATCH_EVENTS.observe(len(result.events))
         return result
 
     return observed
+
+
+# Looked up once: ``labels()`` takes a lock and builds a key on every call.
+_APPEND_WRITTEN = APPEND_CALLS.labels("written")
+_APPEND_DUPLICATE = APPEND_CALLS.labels("duplicate")
 
 
 def _positions() -> Samples:

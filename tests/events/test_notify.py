@@ -17,3 +17,19 @@ def test_listeners_are_notified_after_an_append_commits():
         services.append_one(new_event())
         notifications = listener.notifies(timeout=5, stop_after=1)
         assert [n.channel for n in notifications] == ["flunq_events"]
+
+
+def test_the_notifier_connects_again_after_losing_its_connection():
+    with connect() as listener:
+        listener.execute("LISTEN flunq_events")
+        services.append_one(new_event())
+        assert len(list(listener.notifies(timeout=5, stop_after=1))) == 1
+        # The notifier's session is the one other session of this process listening to nothing.
+        killed = listener.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND query = 'NOTIFY flunq_events' AND pid <> pg_backend_pid()"
+        ).fetchall()
+        assert killed == [(True,)]
+        services.append_one(new_event())  # fails to notify, then connects again and notifies
+        notifications = listener.notifies(timeout=5, stop_after=1)
+        assert [n.channel for n in notifications] == ["flunq_events"]
