@@ -25,6 +25,7 @@ from datetime import datetime
 import orjson
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, IntegrityError, connections
+from django.db.backends.base.base import BaseDatabaseWrapper
 
 from events.cloudevents import NewEvent, check_stream_name, derive_stream, format_time
 from events.notify import notifier
@@ -145,7 +146,7 @@ def append(
         [event.row(name) for event, name in zip(events, streams, strict=True)],
         expected_version,
         tenant,
-        in_transaction=wrapper.in_atomic_block,
+        wrapper,
     )
     if not all(row[4] for row in rows):  # something new committed (or will, with the transaction)
         if wrapper.in_atomic_block:
@@ -193,15 +194,17 @@ _MAYBE_A_RETRY = {"FQ002", "FQ004", "FQ007"}  # wrong expected version, deleted 
 
 
 def _execute(
-    events: list[dict], expected_version: str, tenant: str | None, *, in_transaction: bool
+    events: list[dict], expected_version: str, tenant: str | None, wrapper: BaseDatabaseWrapper
 ) -> list[tuple]:
+    """The rows of the append, on ``wrapper``, Django's connection of this thread."""
+    in_transaction = wrapper.in_atomic_block
     if len(events) == 1 and not in_transaction:
         # The common case. It does not look for a stored (source, id) first: a retry fails on the
         # unique index or on a check that idempotency comes before (expected version, deleted
         # stream, tenant), and the batch function below answers it: the stored original, or the
         # same refusal.
         try:
-            return _APPEND_ONE.rows((orjson.dumps(events[0]).decode(), expected_version, tenant))
+            return _APPEND_ONE.rows((orjson.dumps(events[0]).decode(), expected_version, tenant), wrapper)
         except IntegrityError as exc:
             if _constraint(exc) != _SOURCE_ID_TAKEN:
                 raise Conflict("the event conflicts with one appended concurrently") from exc

@@ -11,12 +11,16 @@ from __future__ import annotations
 import functools
 import weakref
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import psycopg
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, OperationalError, connections
 from psycopg import pq
 from psycopg.adapt import Transformer
+
+if TYPE_CHECKING:
+    from django.db.backends.base.base import BaseDatabaseWrapper
 
 
 def conninfo() -> str:
@@ -74,9 +78,12 @@ class Statement:
         self.sql = sql.encode()
         self._prepared_on: weakref.WeakSet[psycopg.Connection] = weakref.WeakSet()
 
-    def rows(self, params: Sequence[str | None]) -> list[tuple]:
-        wrapper = connections[DEFAULT_DB_ALIAS]
-        wrapper.ensure_connection()
+    def rows(self, params: Sequence[str | None], wrapper: BaseDatabaseWrapper | None = None) -> list[tuple]:
+        """The rows, on ``wrapper`` (Django's connection of this thread, looked up when not given)."""
+        if wrapper is None:
+            wrapper = connections[DEFAULT_DB_ALIAS]
+        if wrapper.connection is None:
+            wrapper.ensure_connection()
         with wrapper.wrap_database_errors:
             connection = wrapper.connection
             values = [None if value is None else value.encode() for value in params]
