@@ -68,10 +68,10 @@ class CursorPath:
 
     SQL = "SELECT * FROM flunq_append_one(%s::json, %s, %s)"
 
-    def rows(self, params):
+    def rows(self, params, wrapper=None):
         from flunq_events import db
 
-        return db.rows(self.SQL, params)
+        return db.rows(self.SQL, params)  # on this thread's connection, as ``wrapper`` is
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -126,3 +126,14 @@ def test_the_ceiling_scripts_append_through_pgbench():
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute(f"DROP TABLE {RAW_TABLE}")
             conn.execute(f"DROP SEQUENCE {RAW_TABLE}_seq")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_append_cpu_sends_the_append_through_a_cursor_as_the_service_calls_it(monkeypatch):
+    from bench.append_cpu import CursorPath
+    from events import services
+    from tests.events.helpers import new_event
+
+    monkeypatch.setattr(services, "_APPEND_ONE", CursorPath())
+    appended = services.append_one(new_event(executionid="cursor-path"))
+    assert (appended.stream, appended.version, appended.duplicate) == ("execution-cursor-path", 0, False)
