@@ -9,8 +9,8 @@ PostgreSQL alone sustains for each statement on this machine. Contenders, interl
 round, each a transaction per statement, medians over rounds:
 
 - ``flunq_append_one``: the single-event append as ``events.services.append`` sends it;
-- ``psycopg INSERT``'s statement: one row into a table with our columns and indexes (the same
-  table as ``bench.log``'s ceiling);
+- ``one-row INSERT``: one row into a table with our columns and indexes, the statement of
+  ``bench.log``'s ``psycopg INSERT`` ceiling, on the same table;
 - ``flunq_append, 4 streams``: four single events of four streams in one statement, i.e. what
   concurrent single appends would cost if they shared a transaction (events/s = 4 x tps).
 
@@ -51,7 +51,7 @@ SCRIPTS = {
         1,
         "SELECT * FROM flunq_append_one((" + _event("one-' || :client_id || '") + ")::json, 'any', NULL);",
     ),
-    "psycopg INSERT": (
+    "one-row INSERT": (
         1,
         "INSERT INTO bench_raw_events (stream, version, id, source, specversion, type, executionid, "
         "data, content_hash) VALUES ('execution-raw-' || :client_id, :n, 'raw-' || :n, 'bench', '1.0', "
@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> None:
 
     samples = common.interleave(args.rounds, {name: contender(name) for name in SCRIPTS}, progress=common.log)
     summaries = {name: common.summarise(name, runs, latencies=False) for name, runs in samples.items()}
-    raw = summaries["psycopg INSERT"]
+    raw = summaries["one-row INSERT"]
     facts = ", ".join(f"{key} {value}" for key, value in common.server_facts(url).items())
     print(
         f"pgbench, {args.clients} connections, {args.seconds} s per contender, {args.rounds} rounds; {facts}"

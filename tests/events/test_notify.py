@@ -24,7 +24,7 @@ def test_the_notifier_connects_again_after_losing_its_connection():
         listener.execute("LISTEN flunq_events")
         services.append_one(new_event())
         assert len(list(listener.notifies(timeout=5, stop_after=1))) == 1
-        # The notifier's session is the one other session of this process listening to nothing.
+        # The notifier's session: the one whose last statement was its NOTIFY.
         killed = listener.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
             "WHERE datname = current_database() AND query = 'NOTIFY flunq_events' AND pid <> pg_backend_pid()"
