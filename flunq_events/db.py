@@ -9,6 +9,7 @@ log's hot statements on Django's own connection, past its cursor; ``Statement`` 
 from __future__ import annotations
 
 import functools
+import threading
 import weakref
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -63,9 +64,10 @@ class Statement:
     For the calls made once per event, where psycopg's cursor machinery (a cursor per call,
     parameter adaptation, the generator-driven wait) costs more CPU than the round trip itself:
     with 8 appending threads, 313 us of process CPU per single-event append through ``rows``
-    against 203 us through this (``python -m bench.append_cpu``; docs/benchmarks.md, finding 14). Parameters are text (``str`` or
-    ``None``) behind ``$1, $2, ...`` in ``sql``; the rows come back in binary and are loaded by
-    psycopg's own loaders (timestamps built in C).
+    against 203 us through this (``python -m bench.append_cpu``; docs/benchmarks.md, finding 14).
+    Parameters are text (``str`` or ``None``) behind ``$1, $2, ...`` in ``sql``; the rows come
+    back in binary and are loaded by psycopg's own loaders (timestamps built in C), kept per
+    thread and connection (building them anew cost ~5 us a call).
 
     With ``DB_PREPARE`` the statement is prepared once per connection under ``name`` (again if the
     server has forgotten it, e.g. after ``DISCARD ALL``); without, it is sent whole each time.
@@ -77,6 +79,7 @@ class Statement:
         self.name = name.encode()
         self.sql = sql.encode()
         self._prepared_on: weakref.WeakSet[psycopg.Connection] = weakref.WeakSet()
+        self._loaders = threading.local()  # .current: (connection, its Transformer), this thread's
 
     def rows(self, params: Sequence[str | None], wrapper: BaseDatabaseWrapper | None = None) -> list[tuple]:
         """The rows, on ``wrapper`` (Django's connection of this thread, looked up when not given)."""
@@ -90,7 +93,10 @@ class Statement:
             result = self._run(connection, values)
             if result.status != pq.ExecStatus.TUPLES_OK:
                 raise psycopg.errors.error_from_result(result, encoding=connection.info.encoding)
-            loader = Transformer(connection)
+            current = getattr(self._loaders, "current", None)
+            if current is None or current[0] is not connection:
+                current = self._loaders.current = (connection, Transformer(connection))
+            loader = current[1]
             loader.set_pgresult(result)
             return loader.load_rows(0, result.ntuples, tuple)
 

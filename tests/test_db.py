@@ -63,3 +63,21 @@ def test_a_unique_violation_is_an_integrity_error_naming_the_constraint(prepare)
     with pytest.raises(IntegrityError) as error:
         INSERT.rows(("a",))
     assert error.value.__cause__.diag.constraint_name == "t_pkey"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_rows_load_on_a_new_connection_with_loaders_of_its_own():
+    """The loaders are kept per thread and connection: a new connection gets its own, with its
+    time zone."""
+    assert ECHO.rows(("1", "a", "2026-11-28T15:00:00Z", None))[0][2].utcoffset().total_seconds() == 0
+    first = connection.connection
+    connection.close()
+    connection.ensure_connection()
+    with connection.cursor() as cursor:
+        cursor.execute("SET TIME ZONE 'Europe/Berlin'")
+    try:
+        moment = ECHO.rows(("1", "a", "2026-11-28T15:00:00Z", None))[0][2]
+        assert connection.connection is not first
+        assert moment == datetime(2026, 11, 28, 15, 0, tzinfo=UTC) and moment.utcoffset().total_seconds() == 3600
+    finally:
+        connection.close()
