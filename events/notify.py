@@ -38,12 +38,21 @@ class CommitNotifier:
         self._lock = threading.Lock()
         self._pid: int | None = None
         self._closing = False
+        # A forked child has no thread: it starts its own at its first poke. Checked at a fork,
+        # not with ``os.getpid()`` at each poke (a system call per append).
+        os.register_at_fork(after_in_child=self._forget_thread)
 
     def poke(self) -> None:
         """Say that an append committed; returns at once."""
-        if self._pid != os.getpid():  # first use, or a forked child: the thread did not survive
+        if self._pid is None:
             self._start()
-        self._wake.set()
+        wake = self._wake
+        if not wake.is_set():  # if set, the thread has yet to clear it: it notifies after this commit
+            wake.set()
+
+    def _forget_thread(self) -> None:
+        self._pid, self._closing = None, False
+        self._lock = threading.Lock()  # a thread of the parent may have held it
 
     def close(self) -> None:
         """Stop the thread and close its connection (tests drop their database afterwards)."""

@@ -33,3 +33,21 @@ def test_the_notifier_connects_again_after_losing_its_connection():
         services.append_one(new_event())  # fails to notify, then connects again and notifies
         notifications = listener.notifies(timeout=5, stop_after=1)
         assert [n.channel for n in notifications] == ["flunq_events"]
+
+
+def test_a_forked_child_starts_a_notifier_of_its_own():
+    import os
+
+    from events.notify import notifier
+
+    services.append_one(new_event())  # the parent's notifier thread runs
+    child = os.fork()
+    if child == 0:  # the child: the parent's thread did not survive the fork
+        try:
+            notifier.poke()
+            os._exit(0 if notifier._thread.is_alive() and notifier._pid == os.getpid() else 1)
+        except BaseException:
+            os._exit(2)
+    _, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert notifier._thread.is_alive()  # the parent's, untouched
