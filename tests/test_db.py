@@ -78,6 +78,8 @@ def test_rows_load_on_a_new_connection_with_loaders_of_its_own():
     try:
         moment = ECHO.rows(("1", "a", "2026-11-28T15:00:00Z", None))[0][2]
         assert connection.connection is not first
-        assert moment == datetime(2026, 11, 28, 15, 0, tzinfo=UTC) and moment.utcoffset().total_seconds() == 3600
+        assert (
+            moment == datetime(2026, 11, 28, 15, 0, tzinfo=UTC) and moment.utcoffset().total_seconds() == 3600
+        )
     finally:
         connection.close()
