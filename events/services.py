@@ -189,6 +189,7 @@ def _stamp_tenant(events: Sequence[NewEvent], tenant: str) -> None:
 
 _APPEND_BATCH = "SELECT * FROM flunq_append(%s::json, %s, %s)"
 _APPEND_ONE = db.Statement("flunq_append_one", "SELECT * FROM flunq_append_one($1::json, $2, $3)")
+_APPEND_NEW = db.Statement("flunq_append_new", "SELECT * FROM flunq_append($1::json, $2, $3, false)")
 _SOURCE_ID_TAKEN = "flunq_events_source_id"
 _MAYBE_A_RETRY = {"FQ002", "FQ004", "FQ007"}  # wrong expected version, deleted stream, other tenant's
 
@@ -198,21 +199,26 @@ def _execute(
 ) -> list[tuple]:
     """The rows of the append, on ``wrapper``, Django's connection of this thread."""
     in_transaction = wrapper.in_atomic_block
-    if len(events) == 1 and not in_transaction:
-        # The common case. It does not look for a stored (source, id) first: a retry fails on the
-        # unique index or on a check that idempotency comes before (expected version, deleted
-        # stream, tenant), and the batch function below answers it: the stored original, or the
+    if not in_transaction:
+        # The common case: new events. It does not look for a stored (source, id) first: a retry
+        # fails on the unique index or on a check that idempotency comes before (expected version,
+        # deleted stream, tenant), and the look-up below answers it: the stored originals, or the
         # same refusal.
+        if len(events) == 1:
+            statement, payload = _APPEND_ONE, orjson.dumps(events[0])
+        else:
+            statement, payload = _APPEND_NEW, orjson.dumps(events)
         try:
-            return _APPEND_ONE.rows((orjson.dumps(events[0]).decode(), expected_version, tenant), wrapper)
+            return statement.rows((payload.decode(), expected_version, tenant), wrapper)
         except IntegrityError as exc:
             if _constraint(exc) != _SOURCE_ID_TAKEN:
                 raise Conflict("the event conflicts with one appended concurrently") from exc
         except DatabaseError as exc:
             if _sqlstate(exc) not in _MAYBE_A_RETRY:
                 raise _translate(exc) from exc
-    # A concurrent append of the same (source, id) to another stream is caught by the unique index;
-    # the retry then finds the committed original and answers idempotently (or 409).
+    # With the look-up. A concurrent append of the same (source, id) to another stream is caught
+    # by the unique index; the retry then finds the committed original and answers idempotently
+    # (or 409).
     params = (orjson.dumps(events).decode(), expected_version, tenant)
     attempts = 1 if in_transaction else 2
     for attempt in range(attempts):

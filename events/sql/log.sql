@@ -100,11 +100,16 @@ END $$;
 
 -- p_events: a JSON array of events. p_tenant: the tenant a tenant-bound caller writes for (NULL: an
 -- unrestricted caller). A stream belongs to the tenant of its first event (or of the tenant-bound
--- caller that created it).
+-- caller that created it). p_probe: look for stored (source, id) first, so that a retry gets the
+-- stored originals. Without it, a retry fails on the unique index (23505, flunq_events_source_id)
+-- or on a check idempotency comes before, and the caller runs the function again with it, as
+-- after flunq_append_one. Skipping the look-up saves an index probe per event; outside a
+-- transaction of the caller's only (a failed statement would abort it).
 DROP FUNCTION IF EXISTS flunq_append(jsonb, text);
 DROP FUNCTION IF EXISTS flunq_append(jsonb, text, text);
+DROP FUNCTION IF EXISTS flunq_append(json, text, text);
 CREATE OR REPLACE FUNCTION flunq_append(p_events json, p_expected text DEFAULT 'any',
-                                        p_tenant text DEFAULT NULL)
+                                        p_tenant text DEFAULT NULL, p_probe boolean DEFAULT true)
 RETURNS TABLE(o_position bigint, o_stream text, o_version bigint, o_recordedtime timestamptz,
               o_duplicate boolean)
 LANGUAGE plpgsql
@@ -129,41 +134,43 @@ BEGIN
         PERFORM pg_advisory_xact_lock(4242, hashtext(v_stream));
     END LOOP;
 
-    -- 2. Idempotency on (source, id): a retry returns the stored originals.
+    -- 2. Idempotency on (source, id): a retry returns the stored originals (unless p_probe is off).
     --    LATERAL ... LIMIT 1 keeps this an index probe per event: the planner guesses 10 rows for
     --    unnest and would otherwise scan a young table.
-    SELECT count(*),
-           jsonb_agg(jsonb_build_object('source', ev.source, 'id', ev.id, 'stream', ev.stream))
-               FILTER (WHERE ev.content_hash <> decode(e.hash, 'hex'))
-      INTO v_found, v_conflicts
-      FROM unnest(v_events) e
-      CROSS JOIN LATERAL (
-          SELECT x.source, x.id, x.stream, x.content_hash FROM flunq_events x
-           WHERE x.source = e.source AND x.id = e.id LIMIT 1) ev;
-    IF v_found > 0 THEN
-        -- Before anything that names the stored event: it may be another tenant's.
-        IF p_tenant IS NOT NULL AND EXISTS (
-            SELECT 1 FROM unnest(v_events) e
-              JOIN flunq_events ev ON ev.source = e.source AND ev.id = e.id
-             WHERE ev.tenantid IS DISTINCT FROM p_tenant) THEN
-            RAISE EXCEPTION 'flunq: source and id are taken by an event of another tenant'
-                USING ERRCODE = 'FQ008';
+    IF p_probe THEN
+        SELECT count(*),
+               jsonb_agg(jsonb_build_object('source', ev.source, 'id', ev.id, 'stream', ev.stream))
+                   FILTER (WHERE ev.content_hash <> decode(e.hash, 'hex'))
+          INTO v_found, v_conflicts
+          FROM unnest(v_events) e
+          CROSS JOIN LATERAL (
+              SELECT x.source, x.id, x.stream, x.content_hash FROM flunq_events x
+               WHERE x.source = e.source AND x.id = e.id LIMIT 1) ev;
+        IF v_found > 0 THEN
+            -- Before anything that names the stored event: it may be another tenant's.
+            IF p_tenant IS NOT NULL AND EXISTS (
+                SELECT 1 FROM unnest(v_events) e
+                  JOIN flunq_events ev ON ev.source = e.source AND ev.id = e.id
+                 WHERE ev.tenantid IS DISTINCT FROM p_tenant) THEN
+                RAISE EXCEPTION 'flunq: source and id are taken by an event of another tenant'
+                    USING ERRCODE = 'FQ008';
+            END IF;
+            IF v_conflicts IS NOT NULL THEN
+                RAISE EXCEPTION 'flunq: event id reused with different content'
+                    USING ERRCODE = 'FQ003', DETAIL = jsonb_build_object('events', v_conflicts)::text;
+            END IF;
+            IF v_found < v_count THEN
+                RAISE EXCEPTION 'flunq: some events of the batch exist already'
+                    USING ERRCODE = 'FQ005',
+                          DETAIL = jsonb_build_object('existing', v_found, 'batch', v_count)::text;
+            END IF;
+            RETURN QUERY
+                SELECT ev.position, ev.stream, ev.version, ev.recordedtime, true
+                  FROM unnest(v_events) WITH ORDINALITY e
+                  JOIN flunq_events ev ON ev.source = e.source AND ev.id = e.id
+                 ORDER BY e.ordinality;
+            RETURN;
         END IF;
-        IF v_conflicts IS NOT NULL THEN
-            RAISE EXCEPTION 'flunq: event id reused with different content'
-                USING ERRCODE = 'FQ003', DETAIL = jsonb_build_object('events', v_conflicts)::text;
-        END IF;
-        IF v_found < v_count THEN
-            RAISE EXCEPTION 'flunq: some events of the batch exist already'
-                USING ERRCODE = 'FQ005',
-                      DETAIL = jsonb_build_object('existing', v_found, 'batch', v_count)::text;
-        END IF;
-        RETURN QUERY
-            SELECT ev.position, ev.stream, ev.version, ev.recordedtime, true
-              FROM unnest(v_events) WITH ORDINALITY e
-              JOIN flunq_events ev ON ev.source = e.source AND ev.id = e.id
-             ORDER BY e.ordinality;
-        RETURN;
     END IF;
 
     -- 3. Deleted streams refuse appends; the expected version is checked under the stream lock.

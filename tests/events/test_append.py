@@ -287,3 +287,64 @@ def test_the_batch_function_keeps_one_generic_plan_for_every_batch_size():
             for stream, numbers in versions.items():
                 first = round_ * (size // spread)
                 assert numbers == list(range(first, first + size // spread)), stream
+
+
+@pytest.fixture(params=["outside a transaction", "inside transaction.atomic()"])
+def append_batch_way(request):
+    """``append`` of a batch both ways: outside a transaction it is sent without the look-up of
+    stored (source, id) and sent again with it when refused; inside one, with the look-up."""
+    from django.db import transaction
+
+    def append(events, **options):
+        if request.param == "outside a transaction":
+            return services.append(events, **options)
+        with transaction.atomic():
+            return services.append(events, **options)
+
+    return append
+
+
+def test_a_batch_retry_gets_the_originals_whatever_happened_to_the_stream_since(append_batch_way):
+    def batch(content: int = 1):
+        return [new_event(data={"n": n, "content": content}, id=f"batch-retry-{n}") for n in range(3)]
+
+    first = append_batch_way(batch(), stream="batch-retry-1", expected_version=services.NO_STREAM)
+    assert [(item.version, item.duplicate) for item in first.events] == [(0, False), (1, False), (2, False)]
+    append_batch_way([new_event()], stream="batch-retry-1")
+    for _ in range(2):
+        again = append_batch_way(batch(), stream="batch-retry-1", expected_version=services.NO_STREAM)
+        assert again.duplicate  # the expected version is stale
+        assert [item.position for item in again.events] == [item.position for item in first.events]
+        delete_stream("batch-retry-1")  # and then the stream is deleted
+    with pytest.raises(DuplicateEventConflict) as error:
+        append_batch_way(batch(content=2), stream="batch-retry-1")
+    assert len(error.value.extra["events"]) == 3
+    with pytest.raises(DuplicateEventConflict) as error:  # stored and new events mixed
+        append_batch_way([*batch()[:2], new_event()], stream="batch-retry-1")
+    assert (error.value.extra["existing"], error.value.extra["batch"]) == (2, 3)
+    with pytest.raises(DuplicateEventConflict) as error:  # another tenant's: names nothing of them
+        append_batch_way(batch(), stream="batch-retry-2", tenant="other")
+    assert error.value.extra == {}
+    with pytest.raises(StreamDeleted):
+        append_batch_way([new_event(), new_event()], stream="batch-retry-1")
+    assert Stream.objects.get(name="batch-retry-1").last_version == 3
+
+
+def test_a_new_batch_outside_a_transaction_skips_the_look_up(settings):
+    settings.DB_PREPARE = True
+    services.append([new_event(), new_event()])
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        prepared = [row[0] for row in cursor.fetchall()]
+    assert [text for text in prepared if "flunq_append(" in text] == [
+        "SELECT * FROM flunq_append($1::json, $2, $3, false)"
+    ]
+    stored = services.append_one(new_event(data={"a": 1}))
+    row = stored.event.row(stored.stream)
+    with psycopg.connect(database_url_of_test_db(), autocommit=True) as conn:
+        payload = orjson.dumps([row]).decode()
+        assert conn.execute("SELECT o_position FROM flunq_append(%s::json)", [payload]).fetchone() == (
+            stored.position,
+        )
+        with pytest.raises(psycopg.errors.UniqueViolation, match="flunq_events_source_id"):
+            conn.execute("SELECT o_position FROM flunq_append(%s::json, 'any', NULL, false)", [payload])
