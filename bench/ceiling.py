@@ -82,7 +82,7 @@ def transactions_per_second(binary: str, url: str, script: str, clients: int, ru
     """pgbench's rate for ``script`` from ``clients`` connections; ``run_for`` is ``--time=S`` or
     ``--transactions=N`` (per client)."""
     with tempfile.NamedTemporaryFile("w", suffix=".sql") as file:
-        file.write("\\set n random(1, 1000000000000)\n" + script + "\n")
+        file.write("\\set n random(1, 9000000000000000000)\n" + script + "\n")
         file.flush()
         done = subprocess.run(
             [binary, "--no-vacuum", "--protocol=prepared", f"--client={clients}",

@@ -65,7 +65,6 @@ class Event(models.Model):
             models.UniqueConstraint(fields=["source", "event_id"], name="flunq_events_source_id"),
         ]
         indexes = [
-            models.Index(fields=["xid", "position"], name="flunq_events_xid"),
             models.Index(fields=["type", "position"], name="flunq_events_type"),
             models.Index(fields=["recordedtime"], name="flunq_events_recordedtime"),
             models.Index(

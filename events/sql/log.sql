@@ -3,7 +3,7 @@
 -- ships with a new migration that runs it again.
 --
 -- flunq_draw_positions  positions drawn together with the transaction's xid, so xid order equals
---                       position order and the safe horizon is one index lookup.
+--                       position order.
 -- flunq_horizon         the highest position below which no in-flight transaction holds one.
 -- flunq_append          the whole append (stream locks, idempotency, expected version, positions,
 --                       rows, stream bookkeeping) in one statement and one round trip. It does not
@@ -42,16 +42,47 @@ BEGIN
     PERFORM pg_advisory_unlock(4242424201);
 END $$;
 
+-- Every transaction with an xid below the snapshot's xmin has ended, and positions follow xids, so
+-- no transaction still running can hold a position at or below the highest position written by
+-- such a transaction: that is the horizon. Rows whose xid is below xmin come first in position
+-- order, so no index on xid is needed (one index entry less per event appended; docs/benchmarks.md,
+-- finding 17). The newest rows are read first: normally one of the first few is below xmin. When
+-- none is (a long transaction holds xmin back while appends go on), a binary search over positions
+-- finds the horizon in a few dozen index probes, however many rows were appended since.
 CREATE OR REPLACE FUNCTION flunq_horizon() RETURNS bigint
-LANGUAGE sql STABLE AS $$
-    -- Every transaction with an xid below the snapshot's xmin has ended, and positions follow
-    -- xids, so no transaction still running can hold a position at or below this one.
-    SELECT coalesce((
-        SELECT position FROM flunq_events
-        WHERE xid < pg_snapshot_xmin(pg_current_snapshot())
-        ORDER BY xid DESC, position DESC
-        LIMIT 1), 0)
-$$;
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    v_xmin xid8 := pg_snapshot_xmin(pg_current_snapshot());
+    v_row record;
+    v_low bigint := 0;  -- the horizon is at or above the highest row below xmin seen at or under it
+    v_high bigint;      -- every row seen at or above it is at or above xmin
+    v_mid bigint;
+    v_horizon bigint := 0;
+BEGIN
+    FOR v_row IN SELECT e."position", e.xid FROM flunq_events e ORDER BY e."position" DESC LIMIT 16 LOOP
+        IF v_row.xid < v_xmin THEN
+            RETURN v_row."position";
+        END IF;
+        v_high := v_row."position";
+    END LOOP;
+    IF v_high IS NULL THEN
+        RETURN 0;
+    END IF;
+    WHILE v_high - v_low > 1 LOOP
+        v_mid := v_low + (v_high - v_low) / 2;
+        SELECT e."position", e.xid INTO v_row FROM flunq_events e
+         WHERE e."position" > v_low AND e."position" <= v_mid ORDER BY e."position" DESC LIMIT 1;
+        IF NOT FOUND THEN
+            v_low := v_mid;
+        ELSIF v_row.xid < v_xmin THEN
+            v_horizon := v_row."position";
+            v_low := v_mid;
+        ELSE
+            v_high := v_row."position";
+        END IF;
+    END LOOP;
+    RETURN v_horizon;
+END $$;
 
 -- The checks of an append on one stream, under its lock: the stream's tenant, deletion and
 -- expected version. Returns the stream's last version (-1: no events) and whether its row exists.

@@ -26,6 +26,16 @@ def open_append(stream: str) -> tuple[psycopg.Connection, int]:
     return conn, position
 
 
+def horizon_and_its_definition() -> tuple[int, int]:
+    """``flunq_horizon()`` and, in the same snapshot, what it stands for: the highest position
+    written by a transaction below the snapshot's xmin (read with a scan of every row)."""
+    with psycopg.connect(database_url_of_test_db(), autocommit=True) as conn:
+        return conn.execute(
+            "SELECT flunq_horizon(), coalesce((SELECT max(position) FROM flunq_events "
+            "WHERE xid < pg_snapshot_xmin(pg_current_snapshot())), 0)"
+        ).fetchone()
+
+
 def test_a_held_transaction_holds_back_every_later_position():
     before = horizon.current()
     held, low = open_append("held-1")
@@ -43,6 +53,30 @@ def test_a_held_transaction_holds_back_every_later_position():
         assert [e["position"] for e in page.events] == [low, later.position]
     finally:
         held.close()
+
+
+@pytest.mark.parametrize("committed_before", [0, 1, 37])
+@pytest.mark.parametrize("committed_after", [3, 40, 300])
+def test_the_horizon_is_found_however_many_appends_a_held_transaction_holds_back(
+    committed_before, committed_after
+):
+    """flunq_horizon reads the newest rows first and searches the positions when none of them is
+    below xmin: both ways give what the horizon stands for, with gaps in between."""
+    first = [services.append_one(new_event(), stream=f"before-{n % 3}").position for n in range(committed_before)]
+    gone, _ = open_append("gone-3")
+    gone.rollback()
+    gone.close()
+    held, low = open_append("held-3")
+    try:
+        later = services.append([new_event() for _ in range(committed_after)], stream="after-1")
+        assert later.events[0].position > low
+        found, meant = horizon_and_its_definition()
+        assert found == meant == (first[-1] if first else 0)
+    finally:
+        held.commit()
+        held.close()
+    found, meant = horizon_and_its_definition()
+    assert found == meant == later.last_position
 
 
 def test_a_rolled_back_append_leaves_a_gap_that_readers_pass():
@@ -102,16 +136,20 @@ def test_concurrent_writers_with_rollbacks_never_make_a_reader_skip():
     after = start
     deadline = time.monotonic() + 3
     while time.monotonic() < deadline:
+        found, meant = horizon_and_its_definition()
+        assert found == meant
         page = selectors.read_all(after, 500)
         seen.extend(e["position"] for e in page.events)
         after = page.next_after
     stop.set()
     for thread in threads:
         thread.join()
+    deadline = time.monotonic() + 30
     while True:  # drain what committed after the deadline
         page = selectors.read_all(after, 1000)
         if not page.events and page.horizon >= max(committed):
             break
+        assert time.monotonic() < deadline, f"the horizon stopped at {page.horizon}"
         seen.extend(e["position"] for e in page.events)
         after = page.next_after
     assert seen == sorted(seen)
