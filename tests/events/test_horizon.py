@@ -62,7 +62,9 @@ def test_the_horizon_is_found_however_many_appends_a_held_transaction_holds_back
 ):
     """flunq_horizon reads the newest rows first and searches the positions when none of them is
     below xmin: both ways give what the horizon stands for, with gaps in between."""
-    first = [services.append_one(new_event(), stream=f"before-{n % 3}").position for n in range(committed_before)]
+    first = [
+        services.append_one(new_event(), stream=f"before-{n % 3}").position for n in range(committed_before)
+    ]
     gone, _ = open_append("gone-3")
     gone.rollback()
     gone.close()
