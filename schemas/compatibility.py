@@ -1231,6 +1231,8 @@ class _Checker:
         reasons = attempt(w)
         if reasons is None:
             return []
+        if not reasons and self.disjoint(w, _W(()), cheap=True):
+            return []  # no data is valid under the writer (e.g. it requires a name it forbids)
         types = _Facts(w.conj).types
         if len(types) > 1 and all(
             attempt(w.plus(_Node({"type": t}, f"(type {t})"))) is None for t in sorted(types)

@@ -289,14 +289,18 @@ def test_the_batch_function_keeps_one_generic_plan_for_every_batch_size():
                 assert numbers == list(range(first, first + size // spread)), stream
 
 
-@pytest.fixture(params=["outside a transaction", "inside transaction.atomic()"])
-def append_batch_way(request):
+@pytest.fixture(
+    params=["outside a transaction", "outside a transaction, unprepared", "inside transaction.atomic()"]
+)
+def append_batch_way(request, settings):
     """``append`` of a batch both ways: outside a transaction it is sent without the look-up of
     stored (source, id) and sent again with it when refused; inside one, with the look-up."""
     from django.db import transaction
 
+    settings.DB_PREPARE = request.param != "outside a transaction, unprepared"
+
     def append(events, **options):
-        if request.param == "outside a transaction":
+        if request.param.startswith("outside"):
             return services.append(events, **options)
         with transaction.atomic():
             return services.append(events, **options)

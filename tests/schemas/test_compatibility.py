@@ -12,7 +12,7 @@ from unittest import mock
 
 import jsonschema
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from schemas import compatibility
@@ -1290,10 +1290,18 @@ def test_every_schema_is_compatible_with_itself(schema):
 
 @FAST
 @given(documents())
+# Found by this test: a branch no data satisfies (it requires "a" and forbids it).
+@example({"anyOf": [{"type": "object", "properties": {"a": False}, "required": ["a"]}]})
 def test_reflexive_without_the_equality_shortcut(schema):
     # With the "identical subtree" shortcut off, the keyword-by-keyword rules alone must agree.
     with mock.patch.object(compatibility._Checker, "use_equality_shortcut", False):
         assert check(schema, schema) == []
+
+
+def test_a_writer_no_data_satisfies_is_compatible_with_any_choice():
+    nothing = {"type": "object", "properties": {"a": False}, "required": ["a"]}
+    assert check({"anyOf": [{"type": "string"}, {"type": "integer"}]}, nothing) == []
+    assert check({"oneOf": [{"type": "string"}, {"type": "integer"}]}, {"anyOf": [nothing]}) == []
 
 
 def mutate(draw, schema):
