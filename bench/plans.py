@@ -24,7 +24,7 @@ import uuid
 from bench import common
 
 DATABASE = "flunq_bench_plans"
-SETTING = "ALTER FUNCTION flunq_append(json, text, text) {}"
+SETTING = "ALTER FUNCTION flunq_append(json, text, text, boolean) {}"
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -137,3 +137,36 @@ def test_append_cpu_sends_the_append_through_a_cursor_as_the_service_calls_it(mo
     monkeypatch.setattr(services, "_APPEND_ONE", CursorPath())
     appended = services.append_one(new_event(executionid="cursor-path"))
     assert (appended.stream, appended.version, appended.duplicate) == ("execution-cursor-path", 0, False)
+
+
+@pytest.mark.django_db
+def test_the_plans_benchmark_names_the_batch_function():
+    from django.db import connection
+
+    from bench.plans import SETTING
+
+    with connection.cursor() as cursor:  # in the test's transaction, rolled back
+        for setting in ("RESET plan_cache_mode", "SET plan_cache_mode = force_generic_plan"):
+            cursor.execute(SETTING.format(setting))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_horizon_benchmark_measures_both_cases_and_checks_the_horizon():
+    from bench.horizon import horizon_rows
+    from events import services
+    from tests.conftest import database_url_of_test_db
+    from tests.events.helpers import new_event
+
+    services.append([new_event() for _ in range(30)], stream="horizon-bench")
+    rows = horizon_rows(
+        lambda: psycopg.connect(database_url_of_test_db(), autocommit=True),
+        lambda count: services.append([new_event() for _ in range(count)], stream="horizon-bench"),
+        past=40,
+        calls=5,
+        rounds=1,
+    )
+    assert [row.work for row in rows] == [
+        "horizon, nothing held",
+        "horizon, 40 events past a held transaction",
+    ]
+    assert all(row.ours.rate > 0 and row.other.rate > 0 for row in rows)
