@@ -45,7 +45,7 @@ END $$;
 -- Every transaction with an xid below the snapshot's xmin has ended, and positions follow xids, so
 -- no transaction still running can hold a position at or below the highest position written by
 -- such a transaction: that is the horizon. Rows whose xid is below xmin come first in position
--- order, so no index on xid is needed (one index entry less per event appended; docs/benchmarks.md,
+-- order, so no index on xid is needed (one index entry fewer per event appended; docs/benchmarks.md,
 -- finding 17). The newest rows are read first: normally one of the first few is below xmin. When
 -- none is (a long transaction holds xmin back while appends go on), a binary search over positions
 -- finds the horizon in a few dozen index probes, however many rows were appended since.
@@ -54,10 +54,10 @@ LANGUAGE plpgsql STABLE AS $$
 DECLARE
     v_xmin xid8 := pg_snapshot_xmin(pg_current_snapshot());
     v_row record;
-    v_low bigint := 0;  -- the horizon is at or above the highest row below xmin seen at or under it
-    v_high bigint;      -- every row seen at or above it is at or above xmin
+    v_horizon bigint := 0;  -- the highest row below xmin found so far
+    v_low bigint := 0;      -- no row at or below it is higher than that
+    v_high bigint;          -- every row at or above it is at or above xmin
     v_mid bigint;
-    v_horizon bigint := 0;
 BEGIN
     FOR v_row IN SELECT e."position", e.xid FROM flunq_events e ORDER BY e."position" DESC LIMIT 16 LOOP
         IF v_row.xid < v_xmin THEN
