@@ -192,6 +192,9 @@ _APPEND_ONE = db.Statement("flunq_append_one", "SELECT * FROM flunq_append_one($
 _APPEND_NEW = db.Statement("flunq_append_new", "SELECT * FROM flunq_append($1::json, $2, $3, false)")
 _SOURCE_ID_TAKEN = "flunq_events_source_id"
 _MAYBE_A_RETRY = {"FQ002", "FQ004", "FQ007"}  # wrong expected version, deleted stream, other tenant's
+# A batch that inserts ids a concurrent writer inserts in the other order: one of the two is
+# stopped. Sent again, the look-up finds the other's events once they commit.
+_DEADLOCK = "40P01"
 
 
 def _execute(
@@ -214,7 +217,7 @@ def _execute(
             if _constraint(exc) != _SOURCE_ID_TAKEN:
                 raise Conflict("the event conflicts with one appended concurrently") from exc
         except DatabaseError as exc:
-            if _sqlstate(exc) not in _MAYBE_A_RETRY:
+            if _sqlstate(exc) not in _MAYBE_A_RETRY and _sqlstate(exc) != _DEADLOCK:
                 raise _translate(exc) from exc
     # With the look-up. A concurrent append of the same (source, id) to another stream is caught
     # by the unique index; the retry then finds the committed original and answers idempotently
@@ -229,6 +232,8 @@ def _execute(
                 continue
             raise Conflict("the event conflicts with one appended concurrently") from exc
         except DatabaseError as exc:
+            if attempt + 1 < attempts and _sqlstate(exc) == _DEADLOCK:
+                continue
             raise _translate(exc) from exc
     raise AssertionError("unreachable")
 
@@ -287,6 +292,11 @@ def _translate(exc: DatabaseError) -> Exception:
         )
     if state == "FQ001":
         return InvalidRequest("append must be the first write of its transaction")
+    if state == _DEADLOCK:
+        return Conflict(
+            "the append crossed a concurrent one writing the same source and id; nothing was written, "
+            "send it again"
+        )
     if state and state.startswith("22"):
         # A data exception the checks above let through: the input is at fault, not the server.
         return InvalidEvent(f"the store refused a value: {str(exc.__cause__ or exc).splitlines()[0]}")

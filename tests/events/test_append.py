@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import orjson
 import psycopg
@@ -352,3 +353,55 @@ def test_a_new_batch_outside_a_transaction_skips_the_look_up(settings):
         )
         with pytest.raises(psycopg.errors.UniqueViolation, match="flunq_events_source_id"):
             conn.execute("SELECT o_position FROM flunq_append(%s::json, 'any', NULL, false)", [payload])
+
+
+def test_a_batch_that_deadlocks_with_a_concurrent_writer_gets_an_answer_not_an_error():
+    """Our batch inserts x, then waits for y, held by another transaction that then inserts x:
+    PostgreSQL stops one of the two. Ours, stopped, is sent again and finds the other's events."""
+    from flunq_events.errors import ServiceError
+
+    x, y = new_event(data={"n": 1}), new_event(data={"n": 2})
+    other = psycopg.connect(database_url_of_test_db())
+    other_pid = other.info.backend_pid
+    other.execute(
+        "SELECT o_position FROM flunq_append(%s::json)", [orjson.dumps([y.row("other-1")]).decode()]
+    )
+    outcome: dict[str, object] = {}
+
+    def ours() -> None:
+        try:
+            outcome["appended"] = services.append([x, y], stream="ours-1")
+        except Exception as exc:  # the test reports what came out
+            outcome["error"] = exc
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=ours)
+    thread.start()
+    try:
+        with psycopg.connect(database_url_of_test_db(), autocommit=True) as watcher:
+            for _ in range(500):  # until our statement waits for the other's y
+                waiting = watcher.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND pid <> %s "
+                    "AND query LIKE '%%flunq_append%%'",
+                    [other_pid],
+                ).fetchone()[0]
+                if waiting:
+                    break
+                time.sleep(0.01)
+            assert waiting, "our append never waited for the other transaction"
+        time.sleep(0.3)  # so that our statement's deadlock check comes first and stops it
+        row = x.row("other-1")
+        other.execute(
+            "INSERT INTO flunq_events (position, xid, stream, version, id, source, specversion, type, "
+            "data, extensions, recordedtime, content_hash) SELECT nextval('flunq_position_seq'), "
+            "pg_current_xact_id(), 'other-1', 1, %s, %s, '1.0', %s, '{}', '{}', now(), '\\x00'",
+            [row["id"], row["source"], row["type"]],
+        )
+        other.commit()
+    finally:
+        other.close()
+        thread.join()
+    error = outcome.get("error")
+    assert error is None or isinstance(error, ServiceError), repr(error)
+    assert isinstance(error, DuplicateEventConflict)  # the other's x and y are stored, with other content
