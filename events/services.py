@@ -12,8 +12,10 @@ statement, which holds the log's invariants:
 - positions are drawn together with the transaction id, so global readers can compute a safe
   horizon (``events.horizon``).
 
-Outside a transaction the statement is its own transaction: one round trip per append. Inside
-``transaction.atomic()`` it must be the transaction's first write.
+Outside a transaction the statement is its own transaction: one round trip per append, sent
+without looking for stored (source, id) first; a retry is refused by the unique index and sent
+again with the look-up (docs/log.md). Inside ``transaction.atomic()`` it must be the
+transaction's first write, and it looks first.
 """
 
 from __future__ import annotations
