@@ -99,9 +99,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--seconds", type=int, default=6, help="per contender per round")
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--markdown", action="store_true", help="print the table as Markdown")
-    parser.add_argument("--keep", action="store_true", help="keep the benchmark database")
+    common.add_table_options(parser)
     args = parser.parse_args(argv)
 
     url = common.setup_django(DATABASE)

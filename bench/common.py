@@ -396,6 +396,13 @@ def format_markdown(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
+def add_table_options(parser, *, rounds: int = 5) -> None:
+    """``--rounds``, ``--markdown`` and ``--keep``, as every single-table benchmark takes them."""
+    parser.add_argument("--rounds", type=int, default=rounds)
+    parser.add_argument("--markdown", action="store_true", help="print the table as Markdown")
+    parser.add_argument("--keep", action="store_true", help="keep the benchmark database")
+
+
 def print_table(rows: list[Row], *, markdown: bool = False) -> None:
     print(format_markdown(rows) if markdown else format_table(rows), flush=True)
 

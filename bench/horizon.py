@@ -80,9 +80,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--events", type=int, default=100_000, help="events in the log first")
     parser.add_argument("--past", type=int, default=10_000, help="events committed past the held transaction")
     parser.add_argument("--calls", type=int, default=2000, help="calls per contender per round")
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--markdown", action="store_true", help="print the table as Markdown")
-    parser.add_argument("--keep", action="store_true", help="keep the benchmark database")
+    common.add_table_options(parser)
     args = parser.parse_args(argv)
 
     url = common.setup_django(DATABASE)

@@ -31,9 +31,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="2,4,10,100", help="comma-separated batch sizes")
     parser.add_argument("--events", type=int, default=3000, help="events per contender per round")
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--markdown", action="store_true", help="print the table as Markdown")
-    parser.add_argument("--keep", action="store_true", help="keep the benchmark database")
+    common.add_table_options(parser)
     args = parser.parse_args(argv)
 
     common.setup_django(DATABASE)

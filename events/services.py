@@ -193,10 +193,12 @@ _APPEND_BATCH = "SELECT * FROM flunq_append(%s::json, %s, %s)"
 _APPEND_ONE = db.Statement("flunq_append_one", "SELECT * FROM flunq_append_one($1::json, $2, $3)")
 _APPEND_NEW = db.Statement("flunq_append_new", "SELECT * FROM flunq_append($1::json, $2, $3, false)")
 _SOURCE_ID_TAKEN = "flunq_events_source_id"
-_MAYBE_A_RETRY = {"FQ002", "FQ004", "FQ007"}  # wrong expected version, deleted stream, other tenant's
 # A batch that inserts ids a concurrent writer inserts in the other order: one of the two is
 # stopped. Sent again, the look-up finds the other's events once they commit.
 _DEADLOCK = "40P01"
+# Refusals of the first attempt that the look-up answers: a retry meeting a check idempotency comes
+# before (wrong expected version, deleted stream, other tenant's stream), or that deadlock.
+_ANSWERED_WITH_THE_LOOK_UP = {"FQ002", "FQ004", "FQ007", _DEADLOCK}
 
 
 def _execute(
@@ -219,7 +221,7 @@ def _execute(
             if _constraint(exc) != _SOURCE_ID_TAKEN:
                 raise Conflict("the event conflicts with one appended concurrently") from exc
         except DatabaseError as exc:
-            if _sqlstate(exc) not in _MAYBE_A_RETRY and _sqlstate(exc) != _DEADLOCK:
+            if _sqlstate(exc) not in _ANSWERED_WITH_THE_LOOK_UP:
                 raise _translate(exc) from exc
     # With the look-up. A concurrent append of the same (source, id) to another stream is caught
     # by the unique index; the retry then finds the committed original and answers idempotently
