@@ -5,13 +5,14 @@ first event, or explicitly through ``POST /api/v1/streams`` with metadata. The p
 before the first ``-`` is the stream's category.
 """
 
+from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models.functions import Now
 
 
 class Stream(models.Model):
     name = models.TextField(primary_key=True)
-    category = models.TextField(db_index=True)
+    category = models.TextField()
     # Version of the last event; -1 while the stream has none. Versions are dense from 0.
     last_version = models.BigIntegerField(db_default=-1)
     last_position = models.BigIntegerField(null=True, blank=True)
@@ -23,16 +24,25 @@ class Stream(models.Model):
     # The events stay in the global log: history is never rewritten.
     truncate_before = models.BigIntegerField(db_default=0)
     # Retention for stream reads, like KurrentDB's $maxAge/$maxCount; null = keep everything.
-    max_age = models.PositiveIntegerField(null=True, blank=True, help_text="seconds")
-    max_count = models.PositiveIntegerField(null=True, blank=True)
+    # Checked where they are set (streams.services, the admin's form), not by CHECK constraints:
+    # every append updates this row, and PostgreSQL evaluates a table's CHECKs on each update
+    # (4% of a single append's work in the database; docs/benchmarks.md, finding 18).
+    max_age = models.IntegerField(null=True, blank=True, help_text="seconds", validators=[MinValueValidator(0)])
+    max_count = models.IntegerField(null=True, blank=True, validators=[MinValueValidator(0)])
     # The tenant of the stream's first event, or of the tenant-bound caller that created it;
     # a tenant-bound token sees and writes only its own streams (access/tenancy.py).
-    tenant = models.TextField(null=True, blank=True, db_index=True)
+    tenant = models.TextField(null=True, blank=True)
     metadata = models.JSONField(db_default=models.Value({}, output_field=models.JSONField()), blank=True)
 
     class Meta:
         db_table = "flunq_streams"
         ordering = ["name"]
+        # Equality only: no second, pattern-matching index as db_index=True adds for text
+        # (each index of this table is opened by every append's update of the row).
+        indexes = [
+            models.Index(fields=["category"], name="flunq_streams_category"),
+            models.Index(fields=["tenant"], name="flunq_streams_tenant"),
+        ]
 
     def __str__(self) -> str:
         return self.name

@@ -14,9 +14,25 @@
 
 CREATE SEQUENCE IF NOT EXISTS flunq_position_seq AS bigint MINVALUE 1 START 1 CACHE 1;
 
-CREATE OR REPLACE FUNCTION flunq_draw_positions(p_count integer, OUT o_xid xid8, OUT o_first bigint,
-                                                OUT o_time timestamptz)
+-- Returned as a named row type, not through OUT parameters: the caller's row is described by the type
+-- cache, where OUT parameters would have it built from the function's catalog entry on every call.
+DO $$ BEGIN
+    CREATE TYPE flunq_drawn AS (o_xid xid8, o_first bigint, o_time timestamptz);
+EXCEPTION WHEN duplicate_object THEN NULL;
+END $$;
+DO $$ BEGIN
+    -- Its result type changed (migration 0014); the callers are PL/pgSQL, resolved at run time.
+    IF pg_get_function_result('flunq_draw_positions(integer)'::regprocedure) <> 'flunq_drawn' THEN
+        DROP FUNCTION flunq_draw_positions(integer);
+    END IF;
+EXCEPTION WHEN undefined_function THEN NULL;
+END $$;
+CREATE OR REPLACE FUNCTION flunq_draw_positions(p_count integer) RETURNS flunq_drawn
 LANGUAGE plpgsql AS $$
+DECLARE
+    o_xid xid8;
+    o_first bigint;
+    o_time timestamptz;
 BEGIN
     -- The xid must be assigned here, under the lock; one assigned earlier could be lower than
     -- the xid of a transaction that draws lower positions after it, breaking the horizon.
@@ -40,6 +56,7 @@ BEGIN
         RAISE;
     END;
     PERFORM pg_advisory_unlock(4242424201);
+    RETURN ROW(o_xid, o_first, o_time)::flunq_drawn;
 END $$;
 
 -- Every transaction with an xid below the snapshot's xmin has ended, and positions follow xids, so
@@ -210,7 +227,7 @@ BEGIN
     END LOOP;
 
     -- 4. The first write: xid and positions, together.
-    SELECT * INTO v_draw FROM flunq_draw_positions(v_count);
+    v_draw := flunq_draw_positions(v_count);
 
     -- 5. The rows, then the streams' bookkeeping.
     RETURN QUERY
@@ -256,60 +273,73 @@ END $$;
 -- fails here on the unique index (23505, flunq_events_source_id); the caller then runs
 -- flunq_append, which answers the retry (or the conflict) with every check of the batch path.
 -- Outside a transaction of the caller's only (a failed statement would abort it).
+--
+-- Every statement of a PL/pgSQL function is an executor run of its own, and this one runs on every
+-- append, so it keeps to four: the stream's row is updated and its new version returned in one
+-- statement (no read before), and the draw is an expression (docs/benchmarks.md, finding 18).
+DO $$ BEGIN
+    CREATE TYPE flunq_appended AS (o_position bigint, o_stream text, o_version bigint,
+                                   o_recordedtime timestamptz, o_duplicate boolean);
+EXCEPTION WHEN duplicate_object THEN NULL;
+END $$;
 DROP FUNCTION IF EXISTS flunq_append_one(jsonb, text, text);
+DO $$ BEGIN
+    -- Its result type changed (migration 0014): OUT parameters before, the row type now.
+    IF pg_get_function_result('flunq_append_one(json, text, text)'::regprocedure) <> 'flunq_appended' THEN
+        DROP FUNCTION flunq_append_one(json, text, text);
+    END IF;
+EXCEPTION WHEN undefined_function THEN NULL;
+END $$;
 CREATE OR REPLACE FUNCTION flunq_append_one(p_event json, p_expected text DEFAULT 'any',
-                                            p_tenant text DEFAULT NULL,
-                                            OUT o_position bigint, OUT o_stream text,
-                                            OUT o_version bigint, OUT o_recordedtime timestamptz,
-                                            OUT o_duplicate boolean)
+                                            p_tenant text DEFAULT NULL)
+RETURNS flunq_appended
 LANGUAGE plpgsql AS $$
 DECLARE
     v_event flunq_new_event := json_populate_record(NULL::flunq_new_event, p_event);
-    v_last bigint;
-    v_found boolean;
-    v_deleted timestamptz;
-    v_xid xid8;
+    v_out flunq_appended;
+    v_draw flunq_drawn;
 BEGIN
-    o_stream := v_event.stream;
-    o_duplicate := false;
-    PERFORM pg_advisory_xact_lock(4242, hashtext(o_stream));
+    v_out.o_stream := v_event.stream;
+    v_out.o_duplicate := false;
+    PERFORM pg_advisory_xact_lock(4242, hashtext(v_out.o_stream));
 
-    -- The stream's row, read here. flunq_check_stream runs only when one of its checks can fail:
-    -- a deleted stream, a tenant-bound caller or an expected version other than `any`. Calling
-    -- it on every append cost single appends ~8% of their rate (docs/benchmarks.md, finding 14).
-    SELECT s.last_version, s.deleted_at INTO v_last, v_deleted
-      FROM flunq_streams s WHERE s.name = o_stream;
-    v_found := FOUND;
-    IF v_deleted IS NOT NULL OR p_tenant IS NOT NULL OR p_expected <> 'any' THEN
-        PERFORM flunq_check_stream(o_stream, p_expected, p_tenant);
+    -- The checks that need the stream's row before anything is written: a tenant-bound caller,
+    -- an expected version other than `any`. A deleted stream is found by the update below.
+    IF p_tenant IS NOT NULL OR p_expected <> 'any' THEN
+        PERFORM flunq_check_stream(v_out.o_stream, p_expected, p_tenant);
     END IF;
-    o_version := coalesce(v_last, -1) + 1;
 
     -- The first write: xid and position together.
-    SELECT d.o_xid, d.o_first, d.o_time INTO v_xid, o_position, o_recordedtime FROM flunq_draw_positions(1) d;
+    v_draw := flunq_draw_positions(1);
+    v_out.o_position := v_draw.o_first;
+    v_out.o_recordedtime := v_draw.o_time;
+
+    UPDATE flunq_streams
+       SET last_version = last_version + 1, last_position = v_draw.o_first,
+           last_event_at = v_draw.o_time,
+           tenant = CASE WHEN last_version < 0 THEN coalesce(tenant, v_event.tenantid) ELSE tenant END
+     WHERE name = v_out.o_stream AND deleted_at IS NULL
+    RETURNING last_version INTO v_out.o_version;
+    IF NOT FOUND THEN
+        -- A new stream, or a deleted one: the checks say which (and refuse the deleted one).
+        PERFORM flunq_check_stream(v_out.o_stream, p_expected, p_tenant);
+        v_out.o_version := 0;
+        INSERT INTO flunq_streams (name, category, last_version, last_position, last_event_at, tenant)
+        VALUES (v_out.o_stream, split_part(v_out.o_stream, '-', 1), 0, v_draw.o_first,
+                v_draw.o_time, v_event.tenantid);
+    END IF;
 
     INSERT INTO flunq_events (
         "position", xid, stream, "version", id, source, specversion, "type", subject, "time",
         datacontenttype, dataschema, data, data_base64, tenantid, workflowid, executionid,
         taskid, correlationid, causationid, extensions, recordedtime, content_hash)
-    VALUES (o_position, v_xid, o_stream, o_version, v_event.id, v_event.source,
-            v_event.specversion, v_event."type", v_event.subject, v_event."time",
+    VALUES (v_draw.o_first, v_draw.o_xid, v_out.o_stream, v_out.o_version, v_event.id,
+            v_event.source, v_event.specversion, v_event."type", v_event.subject, v_event."time",
             v_event.datacontenttype, v_event.dataschema, v_event.data,
             decode(v_event.data_base64, 'base64'), v_event.tenantid, v_event.workflowid,
             v_event.executionid, v_event.taskid, v_event.correlationid, v_event.causationid,
-            coalesce(v_event.extensions, '{}'), o_recordedtime, decode(v_event.hash, 'hex'));
-
-    IF v_found THEN
-        UPDATE flunq_streams
-           SET last_version = o_version, last_position = o_position, last_event_at = o_recordedtime,
-               tenant = CASE WHEN last_version < 0 THEN coalesce(tenant, v_event.tenantid)
-                             ELSE tenant END
-         WHERE name = o_stream;
-    ELSE
-        INSERT INTO flunq_streams (name, category, last_version, last_position, last_event_at, tenant)
-        VALUES (o_stream, split_part(o_stream, '-', 1), o_version, o_position, o_recordedtime,
-                v_event.tenantid);
-    END IF;
+            coalesce(v_event.extensions, '{}'), v_draw.o_time, decode(v_event.hash, 'hex'));
+    RETURN v_out;
 END $$;
 
 CREATE OR REPLACE FUNCTION flunq_events_guard() RETURNS trigger
