@@ -271,6 +271,40 @@ def test_a_retry_gets_the_original_whatever_happened_to_the_stream_since(append_
     assert again.duplicate and again.position == first.position  # the stream is deleted
 
 
+def test_both_append_functions_keep_the_stream_row_up_to_date(append_one_way):
+    create_stream("kept-1")  # empty, and without a tenant: its first event gives it one
+    first = append_one_way(new_event(tenantid="acme"), stream="kept-1")
+    second = append_one_way(new_event(tenantid="acme"), stream="kept-1")
+    row = Stream.objects.get(name="kept-1")
+    assert (first.version, second.version) == (0, 1)
+    assert (row.last_version, row.last_position, row.last_event_at, row.tenant) == (
+        1, second.position, second.recordedtime, "acme",
+    )  # fmt: skip
+    new = append_one_way(new_event(tenantid="acme"), stream="kept-2")  # no row yet
+    row = Stream.objects.get(name="kept-2")
+    assert (row.category, row.last_version, row.last_position, row.tenant) == (
+        "kept",
+        0,
+        new.position,
+        "acme",
+    )
+
+
+def test_retention_values_are_checked_where_they_are_set_not_by_the_database():
+    """flunq_streams has no CHECK constraints (every append updates its row); the API and the
+    admin's form refuse negative values themselves."""
+    from django.core.exceptions import ValidationError
+
+    with pytest.raises(ValidationError) as error:
+        Stream(name="r-1", category="r", max_age=-1, max_count=-1).full_clean()
+    assert set(error.value.message_dict) == {"max_age", "max_count"}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_constraint WHERE conrelid = 'flunq_streams'::regclass AND contype = 'c'"
+        )
+        assert cursor.fetchone() == (0,)
+
+
 def test_the_batch_function_keeps_one_generic_plan_for_every_batch_size():
     """flunq_append plans its statements once (finding 15 in docs/benchmarks.md); the same plans
     must serve batches of any size and spread, called over and over in one session."""
