@@ -170,3 +170,53 @@ def test_the_horizon_benchmark_measures_both_cases_and_checks_the_horizon():
         "horizon, 40 events past a held transaction",
     ]
     assert all(row.ours.rate > 0 and row.other.rate > 0 for row in rows)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_instruction_counts_run_statements_the_database_takes():
+    """``bench.instructions`` feeds these lines to single-user backends under valgrind; here they
+    run on an ordinary connection, and write what they say they write."""
+    from bench.instructions import contenders
+    from bench.log import RAW_TABLE, Raw
+    from tests.conftest import database_url_of_test_db
+
+    url = database_url_of_test_db()
+    Raw(url).close()
+    try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            for pair in contenders():
+                for contender in pair:
+                    conn.execute(contender.prepare)
+                    for statement in contender.calls(2):
+                        conn.execute(statement)
+                    conn.execute("DEALLOCATE ALL")
+            assert conn.execute("SELECT count(*) FROM flunq_events").fetchone() == (2 + 2 * 100,)
+            assert conn.execute(f"SELECT count(*) FROM {RAW_TABLE}").fetchone() == (2 + 2 * 100,)
+    finally:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f"DROP TABLE {RAW_TABLE}")
+            conn.execute(f"DROP SEQUENCE {RAW_TABLE}_seq")
+
+
+def test_the_instruction_count_of_an_event_leaves_start_up_out():
+    from bench.instructions import Cluster, Contender
+
+    class Counted(Cluster):
+        """10M instructions to start, 3,000 per statement line: what callgrind would report."""
+
+        def __init__(self) -> None:
+            self.lines: list[int] = []
+
+        def fresh_copy(self) -> None:
+            pass
+
+        def single(self, database: str, statements: str, *, count: bool = False) -> int:
+            self.lines.append(statements.count("\n"))
+            return 10_000_000 + 3_000 * statements.count("\n")
+
+    cluster = Counted()
+    batches = Contender(
+        "batches", "PREPARE", lambda n: iter(["BEGIN", *["EXECUTE"] * (4 * n), "COMMIT"]), events=4
+    )
+    assert cluster.per_event(batches, 5) == 3_000  # 4 statements per batch of 4 events; BEGIN/COMMIT once
+    assert cluster.lines == [1 + 22, 1 + 42]
