@@ -49,9 +49,9 @@ BATCH = 100
 
 @dataclass(frozen=True)
 class Contender:
-    """Statements for ``postgres --single``: ``prepare`` once, then ``calls(n)`` yields ``n``
-    statements of ``events`` events each (one line each: single-user mode ends a statement at a
-    newline)."""
+    """Statements for ``postgres --single``: ``prepare`` once, then ``calls(n)`` yields the
+    statements of ``n`` calls of ``events`` events each, one line per statement (single-user mode
+    ends a statement at a newline)."""
 
     name: str
     prepare: str

@@ -27,7 +27,9 @@ class Stream(models.Model):
     # Checked where they are set (streams.services, the admin's form), not by CHECK constraints:
     # every append updates this row, and PostgreSQL evaluates a table's CHECKs on each update
     # (4% of a single append's work in the database; docs/benchmarks.md, finding 18).
-    max_age = models.IntegerField(null=True, blank=True, help_text="seconds", validators=[MinValueValidator(0)])
+    max_age = models.IntegerField(
+        null=True, blank=True, help_text="seconds", validators=[MinValueValidator(0)]
+    )
     max_count = models.IntegerField(null=True, blank=True, validators=[MinValueValidator(0)])
     # The tenant of the stream's first event, or of the tenant-bound caller that created it;
     # a tenant-bound token sees and writes only its own streams (access/tenancy.py).

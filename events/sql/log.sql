@@ -274,9 +274,9 @@ END $$;
 -- flunq_append, which answers the retry (or the conflict) with every check of the batch path.
 -- Outside a transaction of the caller's only (a failed statement would abort it).
 --
--- Every statement of a PL/pgSQL function is an executor run of its own, and this one runs on every
--- append, so it keeps to four: the stream's row is updated and its new version returned in one
--- statement (no read before), and the draw is an expression (docs/benchmarks.md, finding 18).
+-- Every query of a PL/pgSQL function starts an executor of its own, and this function runs on every
+-- append, so it runs as few as it can: one UPDATE of the stream's row returns its new version (no
+-- read before it), and the draw is an expression, not a query (docs/benchmarks.md, finding 18).
 DO $$ BEGIN
     CREATE TYPE flunq_appended AS (o_position bigint, o_stream text, o_version bigint,
                                    o_recordedtime timestamptz, o_duplicate boolean);

@@ -1,4 +1,4 @@
-"""The stream row is updated by every append: drop what each update paid for and nothing read.
+"""The stream row is updated by every append: drop what each update paid for and no read used.
 
 The CHECKs on max_age and max_count (streams.services checks the values) and the pattern-matching
 (``_like``) indexes on category and tenant, which are only ever compared for equality.
