@@ -11,6 +11,7 @@
 -- flunq_append_one      the same for a single event, in fewer statements (the common case).
 -- flunq_check_stream    the checks of an append on one stream (tenant, deleted, expected version).
 -- flunq_events_guard    refuses UPDATE and DELETE of events (purge is explicit: flunq_purge_stream).
+-- flunq_mark_restored_events  after a logical restore into another cluster: the xids of the events.
 
 CREATE SEQUENCE IF NOT EXISTS flunq_position_seq AS bigint MINVALUE 1 START 1 CACHE 1;
 
@@ -344,9 +345,18 @@ END $$;
 
 CREATE OR REPLACE FUNCTION flunq_events_guard() RETURNS trigger
 LANGUAGE plpgsql AS $$
+DECLARE
+    v_same flunq_events;
 BEGIN
     IF TG_OP = 'DELETE' AND current_setting('flunq.purging', true) = 'on' THEN
         RETURN OLD;
+    END IF;
+    IF TG_OP = 'UPDATE' AND current_setting('flunq.restoring', true) = 'on' THEN
+        v_same := NEW;
+        v_same.xid := OLD.xid;
+        IF v_same::text = OLD::text THEN  -- the xid and nothing else (json has no "=")
+            RETURN NEW;
+        END IF;
     END IF;
     RAISE EXCEPTION 'flunq: events are append-only; % refused', TG_OP USING ERRCODE = 'FQ000';
 END $$;
@@ -368,5 +378,28 @@ BEGIN
     DELETE FROM flunq_events WHERE stream = p_stream;
     GET DIAGNOSTICS v_count = ROW_COUNT;
     PERFORM set_config('flunq.purging', 'off', true);
+    RETURN v_count;
+END $$;
+
+-- After a logical restore (pg_dump, then pg_restore or psql) into another cluster, the events keep
+-- the xids of the cluster that wrote them. Those at or above this cluster's next xid look like
+-- transactions still running: the horizon stays below them until an append commits after them,
+-- and while a long transaction holds xmin back its search can stop below them (readers wait; they
+-- never skip). Run once after such a restore (`manage.py mark_restored_events`): it gives those
+-- events xid 1, older than any transaction here, so the horizon counts them.
+-- Only those: an event of this cluster's own is below the snapshot's xmax. Giving one of them
+-- xid 1 could put the horizon above a position an older transaction still holds. The restored
+-- events' positions are below every position drawn here since (the dump restores the sequence),
+-- so positions still follow xids. Restored xids below xmax need nothing: the horizon counts them
+-- once the transactions running now have ended. Returns how many events it marked.
+CREATE OR REPLACE FUNCTION flunq_mark_restored_events() RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_count bigint;
+BEGIN
+    PERFORM set_config('flunq.restoring', 'on', true);
+    UPDATE flunq_events SET xid = '1' WHERE xid >= pg_snapshot_xmax(pg_current_snapshot());
+    GET DIAGNOSTICS v_count = ROW_COUNT;
+    PERFORM set_config('flunq.restoring', 'off', true);
     RETURN v_count;
 END $$;

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import threading
 import time
 
@@ -157,3 +158,56 @@ def test_concurrent_writers_with_rollbacks_never_make_a_reader_skip():
     assert seen == sorted(seen)
     assert sorted(seen) == sorted(committed)
     assert len(committed) > 500
+
+
+def _as_if_restored_from_another_cluster() -> None:
+    """What a logical dump restored into another cluster leaves: each event keeps the xid the
+    other cluster gave it, here far above any this one has given."""
+    with psycopg.connect(database_url_of_test_db(), autocommit=True) as conn, conn.transaction():
+        conn.execute("ALTER TABLE flunq_events DISABLE TRIGGER flunq_events_append_only")
+        conn.execute(
+            "UPDATE flunq_events SET xid = (pg_current_xact_id()::text::bigint + 1000000000)::text::xid8"
+        )
+        conn.execute("ALTER TABLE flunq_events ENABLE TRIGGER flunq_events_append_only")
+
+
+def test_events_restored_from_another_cluster_are_read_once_marked():
+    from django.core.management import call_command
+
+    restored = services.append([new_event() for _ in range(3)], stream="restored-1")
+    _as_if_restored_from_another_cluster()
+    assert horizon.current() == 0  # they look as if still being written: readers see nothing
+    assert selectors.read_all(0, 10).events == []
+
+    call_command("mark_restored_events", stdout=(out := io.StringIO()))
+    assert out.getvalue().strip() == "3"
+    assert horizon.current() == restored.last_position == max(horizon_and_its_definition())
+    later = services.append_one(new_event(), stream="restored-1")
+    horizon.wait_for(later.position, timeout=5)
+    page = selectors.read_all(0, 10)
+    assert [(e["stream"], e["version"]) for e in page.events] == [("restored-1", v) for v in range(4)]
+    call_command("mark_restored_events", stdout=(out := io.StringIO()))
+    assert out.getvalue().strip() == "0"  # a second run marks nothing
+
+
+def test_marking_restored_events_leaves_this_clusters_own_alone():
+    """An event of this cluster committed after a transaction still in flight keeps its xid:
+    given xid 1, it would put the horizon above the position that transaction holds."""
+    held, low = open_append("held-2")
+    try:
+        later = services.append_one(new_event(), stream="own-1")
+        with psycopg.connect(database_url_of_test_db(), autocommit=True) as conn:
+            assert conn.execute("SELECT flunq_mark_restored_events()").fetchone() == (0,)
+        assert horizon.current() < low < later.position
+    finally:
+        held.rollback()
+        held.close()
+
+
+def test_the_guard_lets_the_marking_change_the_xid_and_nothing_else():
+    services.append_one(new_event(), stream="guarded-1")
+    with psycopg.connect(database_url_of_test_db(), autocommit=True) as conn, conn.transaction():
+        conn.execute("SELECT set_config('flunq.restoring', 'on', true)")
+        with pytest.raises(psycopg.Error, match="append-only") as refused:
+            conn.execute("UPDATE flunq_events SET type = 'other', xid = '1'")
+        assert refused.value.sqlstate == "FQ000"
