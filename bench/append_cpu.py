@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -66,12 +67,12 @@ def measure(run: Callable[[], common.Sample]) -> Cost:
 class CursorPath:
     """The single-event statement through a psycopg cursor, as ``append`` sent it before."""
 
-    SQL = "SELECT * FROM flunq_append_one(%s::json, %s, %s)"
-
     def rows(self, params, wrapper=None):
+        from events.services import APPEND_ONE_SQL
         from flunq_events import db
 
-        return db.rows(self.SQL, params)  # on this thread's connection, as ``wrapper`` is
+        sql = re.sub(r"\$\d+", "%s", APPEND_ONE_SQL)
+        return db.rows(sql, params)  # on this thread's connection, as ``wrapper`` is
 
 
 def main(argv: list[str] | None = None) -> None:

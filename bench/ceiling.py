@@ -49,7 +49,9 @@ def _event(stream: str, suffix: str = "") -> str:
 SCRIPTS = {
     "flunq_append_one": (
         1,
-        "SELECT * FROM flunq_append_one((" + _event("one-' || :client_id || '") + ")::json, 'any', NULL);",
+        "SELECT * FROM flunq_append_one(ROW('execution-one-' || :client_id, :n || '', 'bench', '1.0', "
+        f"'task.completed', NULL, NULL, NULL, NULL, '{DATA}', NULL, NULL, NULL, 'one-' || :client_id, "
+        f"NULL, NULL, NULL, NULL, '{HASH}')::flunq_new_event, 'any', NULL);",
     ),
     "one-row INSERT": (
         1,

@@ -1,6 +1,6 @@
 """Instructions the database server executes per event appended, counted by valgrind.
 
-    python -m bench.instructions                 # ~2 minutes; needs valgrind
+    python -m bench.instructions                 # ~4 minutes; needs valgrind
     python -m bench.instructions --calls 200 --batches 5
 
 Timings on a small shared machine move by 10-20% between identical runs, more than one step of
@@ -16,7 +16,9 @@ single-user mode (``postgres --single``) runs its statements under ``valgrind --
 twice, on a fresh copy of the database: once with ``--calls`` statements and once with twice as
 many. The difference, divided by the extra events, is the cost of one event, with start-up and
 the first calls' cache loading left out. Statements are prepared once and executed with their
-values, as the service sends them.
+values, as the service sends them. Single-user mode reads each ``EXECUTE`` as SQL text, so the
+same is counted once more with a prepared statement that ignores its parameters, and taken off:
+what is left is the statement's own work, as over the client/server protocol.
 
 - ``flunq_append_one``: single events, all in one stream, as ``events.services.append`` sends them;
   against a one-row ``INSERT`` into a table with the same columns and indexes (a ceiling);
@@ -35,7 +37,7 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import orjson
@@ -51,12 +53,22 @@ BATCH = 100
 class Contender:
     """Statements for ``postgres --single``: ``prepare`` once, then ``calls(n)`` yields the
     statements of ``n`` calls of ``events`` events each, one line per statement (single-user mode
-    ends a statement at a newline)."""
+    ends a statement at a newline). ``prepare`` prepares ``statement``, which takes ``params``."""
 
     name: str
     prepare: str
     calls: Callable[[int], Iterator[str]]
+    statement: str
+    params: int
     events: int = 1
+
+    def baseline(self) -> Contender:
+        """The same statements, ``statement`` doing nothing with its parameters: what reading them
+        costs. Single-user mode takes them as SQL text, lexed character by character (~180
+        instructions a byte); the client/server protocol hands the server its parameters as they
+        are. ``Cluster.per_event`` leaves this out."""
+        types = ", ".join(["text"] * self.params)
+        return replace(self, name=f"{self.name} (baseline)", prepare=f"PREPARE {self.statement}({types}) AS SELECT 1")
 
 
 def _literal(text: str) -> str:
@@ -68,13 +80,16 @@ def contenders() -> list[tuple[Contender, Contender]]:
     from bench.common import PAYLOAD_JSON
     from bench.log import RAW_COLUMNS, SOURCE, TYPE, _event
     from events.cloudevents import from_structured
+    from events.services import APPEND_ONE_SQL, EVENT_FIELDS, event_params
 
     def row(event_id: str, stream: str) -> dict:
         return from_structured(_event(event_id, stream)).row(f"execution-{stream}")
 
     def singles(count: int) -> Iterator[str]:
         for n in range(count):
-            yield f"EXECUTE one({_literal(orjson.dumps(row(f'one-{count}-{n}', 'one')).decode())})"
+            params = event_params(row(f"one-{count}-{n}", "one"))
+            values = ", ".join("NULL" if value is None else _literal(value) for value in params)
+            yield f"EXECUTE one({values}, 'any', NULL)"
 
     def batches(count: int) -> Iterator[str]:
         for n in range(count):
@@ -104,20 +119,20 @@ def contenders() -> list[tuple[Contender, Contender]]:
     return [
         (
             Contender(
-                "flunq_append_one",
-                "PREPARE one(json) AS SELECT * FROM flunq_append_one($1, 'any', NULL)",
-                singles,
+                "flunq_append_one", f"PREPARE one AS {APPEND_ONE_SQL}", singles, "one", len(EVENT_FIELDS) + 2
             ),
-            Contender("one-row INSERT", raw, inserts),
+            Contender("one-row INSERT", raw, inserts, "raw", 6),
         ),
         (
             Contender(
                 f"flunq_append, {BATCH}-event batches",
                 "PREPARE batch(json) AS SELECT count(*) FROM flunq_append($1, 'any', NULL, false)",
                 batches,
+                "batch",
+                1,
                 events=BATCH,
             ),
-            Contender(f"{BATCH} INSERTs, one transaction", raw, insert_batches, events=BATCH),
+            Contender(f"{BATCH} INSERTs, one transaction", raw, insert_batches, "raw", 6, events=BATCH),
         ),
     ]
 
@@ -156,7 +171,11 @@ class Cluster:
         )
 
     def per_event(self, contender: Contender, calls: int) -> float:
-        """Instructions per event: (count at 2 x calls - count at calls) / the extra events."""
+        """Instructions per event, without reading the statements (``Contender.baseline``)."""
+        return self._difference(contender, calls) - self._difference(contender.baseline(), calls)
+
+    def _difference(self, contender: Contender, calls: int) -> float:
+        """(count at 2 x calls - count at calls) / the extra events."""
         totals = []
         for count in (calls, 2 * calls):
             self.fresh_copy()

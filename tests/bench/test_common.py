@@ -175,7 +175,7 @@ def test_the_horizon_benchmark_measures_both_cases_and_checks_the_horizon():
 @pytest.mark.django_db(transaction=True)
 def test_the_instruction_counts_run_statements_the_database_takes():
     """``bench.instructions`` feeds these lines to single-user backends under valgrind; here they
-    run on an ordinary connection, and write what they say they write."""
+    run on an ordinary connection, and write what they say they write (their baselines nothing)."""
     from bench.instructions import contenders
     from bench.log import RAW_TABLE, Raw
     from tests.conftest import database_url_of_test_db
@@ -185,7 +185,7 @@ def test_the_instruction_counts_run_statements_the_database_takes():
     try:
         with psycopg.connect(url, autocommit=True) as conn:
             for pair in contenders():
-                for contender in pair:
+                for contender in [*pair, *(each.baseline() for each in pair)]:  # baselines write nothing
                     conn.execute(contender.prepare)
                     for statement in contender.calls(2):
                         conn.execute(statement)
@@ -198,25 +198,30 @@ def test_the_instruction_counts_run_statements_the_database_takes():
             conn.execute(f"DROP SEQUENCE {RAW_TABLE}_seq")
 
 
-def test_the_instruction_count_of_an_event_leaves_start_up_out():
+def test_the_instruction_count_of_an_event_leaves_start_up_and_reading_the_statements_out():
     from bench.instructions import Cluster, Contender
 
     class Counted(Cluster):
-        """10M instructions to start, 3,000 per statement line: what callgrind would report."""
+        """10M instructions to start, 3,000 per statement line, of which reading it takes 1,000:
+        what callgrind would report."""
 
         def __init__(self) -> None:
-            self.lines: list[int] = []
+            self.runs: list[tuple[str, int]] = []
 
         def fresh_copy(self) -> None:
             pass
 
         def single(self, database: str, statements: str, *, count: bool = False) -> int:
-            self.lines.append(statements.count("\n"))
-            return 10_000_000 + 3_000 * statements.count("\n")
+            prepare, lines = statements.split("\n", 1)[0], statements.count("\n")
+            self.runs.append((prepare, lines))
+            return 10_000_000 + (1_000 if prepare.endswith("SELECT 1") else 3_000) * lines
 
     cluster = Counted()
     batches = Contender(
-        "batches", "PREPARE", lambda n: iter(["BEGIN", *["EXECUTE"] * (4 * n), "COMMIT"]), events=4
-    )
-    assert cluster.per_event(batches, 5) == 3_000  # 4 statements per batch of 4 events; BEGIN/COMMIT once
-    assert cluster.lines == [1 + 22, 1 + 42]
+        "batches", "PREPARE s(json) AS ...", lambda n: iter(["BEGIN", *["EXECUTE"] * (4 * n), "COMMIT"]),
+        "s", 2, events=4,
+    )  # fmt: skip
+    assert cluster.per_event(batches, 5) == 2_000  # 4 statements per batch of 4 events; BEGIN/COMMIT once
+    baseline = "PREPARE s(text, text) AS SELECT 1"
+    assert cluster.runs == [("PREPARE s(json) AS ...", 1 + 22), ("PREPARE s(json) AS ...", 1 + 42),
+                            (baseline, 1 + 22), (baseline, 1 + 42)]  # fmt: skip
