@@ -68,7 +68,9 @@ class Contender:
         instructions a byte); the client/server protocol hands the server its parameters as they
         are. ``Cluster.per_event`` leaves this out."""
         types = ", ".join(["text"] * self.params)
-        return replace(self, name=f"{self.name} (baseline)", prepare=f"PREPARE {self.statement}({types}) AS SELECT 1")
+        return replace(
+            self, name=f"{self.name} (baseline)", prepare=f"PREPARE {self.statement}({types}) AS SELECT 1"
+        )
 
 
 def _literal(text: str) -> str:
