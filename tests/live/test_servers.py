@@ -72,7 +72,8 @@ def test_origin_sse_and_a_stalled_client_on_one_process(live_server_factory):
     with pytest.raises(InvalidStatus) as refused:
         ws_connect(server, "/ws/events", origin="http://evil.example")
     assert refused.value.response.status_code == 403
-    ws_connect(server, "/ws/events", origin=None).close()
+    with ws_connect(server, "/ws/events", origin=None):
+        pass
 
     # SSE over real HTTP, resumable from the id of the last frame.
     [position] = post(server, cloudevent("task.sse"))
