@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -55,3 +56,14 @@ def test_helpers_parse_good_values(monkeypatch):
     assert env.env_bool("X_BOOL", False) is True
     assert env.env_hostports("X_HOSTS", None) == ["k1:9092", "k2:9093"]
     assert env.env_int("X_MISSING", 7) == 7
+
+
+def test_the_readme_configuration_table_names_every_variable_the_settings_read():
+    settings_source = (ROOT / "flunq_events" / "settings.py").read_text()
+    read = set(re.findall(r'env_\w+\(\s*"([A-Z][A-Z0-9_]*)"', settings_source))
+    assert {"PORT", "GRPC_PORT", "AUTH_REQUIRED"} <= read  # the pattern still finds them
+    readme = (ROOT / "README.md").read_text()
+    table = readme[readme.index("## Configuration") :].split("\n## ", 1)[0]
+    first_cells = [line.split("|")[1] for line in table.splitlines() if line.startswith("| `")]
+    listed = {name for cell in first_cells for name in re.findall(r"`([A-Z][A-Z0-9_]*)`", cell)}
+    assert read - listed == set()
