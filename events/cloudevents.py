@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import unquote, urlsplit
 
 import orjson
 
@@ -32,8 +32,8 @@ FLUNQ_EXTENSIONS = ("tenantid", "workflowid", "executionid", "taskid", "correlat
 SERVER_ASSIGNED = ("stream", "version", "position", "recordedtime")
 DATA_KEYS = ("data", "data_base64")
 
-ATTRIBUTE_NAME = re.compile(r"^[a-z0-9]{1,64}$")
-STREAM_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@+=-]{0,199}$")
+ATTRIBUTE_NAME = re.compile(r"^[a-z0-9]{1,64}\Z")
+STREAM_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@+=-]{0,199}\Z")
 MAX_ATTRIBUTE_LENGTH = 2048
 MAX_EXTENSIONS = 50
 
@@ -85,11 +85,11 @@ class NewEvent:
         attributes = self.attributes()
         row = {"stream": stream, **attributes}
         canonical = orjson.dumps(row, option=orjson.OPT_SORT_KEYS)
-        row["hash"] = hashlib.sha256(canonical).hexdigest()
-        if self.extensions:
+        if self.extensions:  # out of the row's columns first: one may be named like one (`hash`)
             for name in self.extensions:
                 del row[name]
             row["extensions"] = self.extensions
+        row["hash"] = hashlib.sha256(canonical).hexdigest()
         return row
 
 
@@ -117,19 +117,30 @@ def _string(value: Any, index: int | None, name: str, *, required: bool = False)
     return value
 
 
+# ASCII digits ([0-9], not \d, which takes any script's digits).
+_RFC3339 = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})"
+)
+
+
 def parse_time(value: str, where: str) -> datetime:
     """RFC 3339 with an offset; raises ValueError with a message for the client."""
     text = value.strip()
-    if not re.match(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$", text):
+    if not _RFC3339.fullmatch(text):
         raise ValueError(f"{where}: {value!r} is not an RFC 3339 timestamp such as 2026-01-31T12:00:00Z")
     if text[-1] in "zZ":
         text = text[:-1] + "+00:00"
     # fromisoformat takes at most 6 fractional digits; RFC 3339 allows more.
     text = re.sub(r"(\.\d{6})\d+", r"\1", text)
     try:
-        return datetime.fromisoformat(text)
+        moment = datetime.fromisoformat(text)
     except ValueError:
         raise ValueError(f"{where}: {value!r} is not a valid date and time") from None
+    try:
+        moment.astimezone(UTC)  # 9999-12-31T23:59:59-01:00 is past the last year datetime holds
+    except OverflowError:
+        raise ValueError(f"{where}: {value!r} is outside the years 1 to 9999 in UTC") from None
+    return moment
 
 
 def format_time(moment: datetime) -> str:
@@ -178,6 +189,11 @@ def from_structured(obj: Any, index: int | None = None) -> NewEvent:
         value = values.get(name)
         if value is not None:
             setattr(event, name, _string(value, index, name))
+    if event.dataschema is not None:
+        try:
+            urlsplit(event.dataschema)
+        except ValueError:
+            raise _invalid(index, "dataschema", "is not a valid URI") from None
     if "time" in values:
         moment = _string(values["time"], index, "time")
         try:

@@ -41,6 +41,7 @@ from flunq_events.errors import (
     TenantForbidden,
     WrongExpectedVersion,
 )
+from flunq_events.numbers import is_digits
 
 ANY = "any"
 NO_STREAM = "no_stream"
@@ -98,7 +99,7 @@ def parse_expected_version(value: str | int | None) -> str:
         raise InvalidRequest("expected_version must be a string or an integer", field="expected_version")
     if text in (ANY, NO_STREAM, STREAM_EXISTS):
         return text
-    if text.isdigit() and int(text) <= 2**63 - 1:
+    if is_digits(text, 19) and int(text) <= 2**63 - 1:
         return str(int(text))
     raise InvalidRequest(
         f"expected_version must be any, no_stream, stream_exists or an integer >= 0, got {value!r}",

@@ -5,16 +5,22 @@
 - ``JSONRenderer`` renders with orjson; pre-serialised JSON (event ``data`` read from the store as
   text) passes through as ``orjson.Fragment`` without being decoded and encoded again.
 - ``exception_handler`` turns every error, ours and DRF's, into ``{"error": code, "message": ...}``.
+- ``allow_methods`` does the same for the plain Django views (health, metrics, SSE): another
+  method is a 405 JSON body, not Django's CSRF page.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
-from django.http import JsonResponse
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, parsers, renderers, status
 from rest_framework.response import Response
 
@@ -111,3 +117,39 @@ def handler404(request, exception=None) -> JsonResponse:
 
 def handler500(request) -> JsonResponse:
     return json_error_response(500, "internal_error", "internal error; see the server log")
+
+
+def allow_methods(*methods: str) -> Callable:
+    """For a plain Django view (sync or async) that changes nothing: ``methods`` only, any other
+    a 405 JSON body naming them. Exempt from the CSRF check, which would otherwise answer a POST
+    with its HTML page before the view could say 405."""
+
+    def refuse(request: HttpRequest) -> JsonResponse:
+        response = JsonResponse(
+            {"error": "method_not_allowed",
+             "message": f"method {request.method} not allowed; use {' or '.join(methods)}"},
+            status=405,
+        )  # fmt: skip
+        response["Allow"] = ", ".join(methods)
+        return response
+
+    def decorate(view: Callable) -> Callable:
+        if inspect.iscoroutinefunction(view):
+
+            @functools.wraps(view)
+            async def checked(request, *args, **kwargs):
+                if request.method not in methods:
+                    return refuse(request)
+                return await view(request, *args, **kwargs)
+
+        else:
+
+            @functools.wraps(view)
+            def checked(request, *args, **kwargs):
+                if request.method not in methods:
+                    return refuse(request)
+                return view(request, *args, **kwargs)
+
+        return csrf_exempt(checked)
+
+    return decorate

@@ -13,6 +13,8 @@ from urllib.parse import urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
 
+from flunq_events.numbers import is_digits
+
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
@@ -124,7 +126,7 @@ def env_hostports(name: str, default: str | None) -> list[str]:
     result = []
     for item in value.split(","):
         host, sep, port = item.strip().rpartition(":")
-        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        if not sep or not host or not is_digits(port, 5) or not 0 < int(port) < 65536:
             raise _fail(name, "a comma-separated list of host:port", value)
         result.append(f"{host}:{port}")
     return result

@@ -6,11 +6,14 @@ from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 from django.http import JsonResponse
 
+from flunq_events.api import allow_methods
+
 # Readiness checks added by other parts (channel layer, relay backends): name -> callable
 # returning a dict with at least {"ok": bool}.
 READINESS_CHECKS: dict = {}
 
 
+@allow_methods("GET", "HEAD")
 def healthz(request) -> JsonResponse:
     return JsonResponse({"status": "ok"})
 
@@ -51,6 +54,7 @@ def _channel_layer() -> dict:
 READINESS_CHECKS["channel_layer"] = _channel_layer
 
 
+@allow_methods("GET", "HEAD")
 def readyz(request) -> JsonResponse:
     checks = {"database": _database()}
     for name, check in READINESS_CHECKS.items():

@@ -19,7 +19,9 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         for name, value in scope.get("headers", ()):
-            if name == b"content-length" and (not value.isdigit() or int(value) > self.max_bytes):
+            if name == b"content-length" and (
+                not value.isdigit() or len(value) > 18 or int(value) > self.max_bytes
+            ):
                 return await self._refuse(send, declared=True)
         chunks: list[bytes] = []
         size = 0

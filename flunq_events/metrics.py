@@ -37,6 +37,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Histogram,
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from flunq_events.api import allow_methods
 from flunq_events.errors import ServiceError
 
 logger = logging.getLogger(__name__)
@@ -193,6 +194,7 @@ register_gauge(
 )
 
 
+@allow_methods("GET", "HEAD")
 def metrics_view(request: HttpRequest) -> HttpResponse:
     """``GET /metrics`` in the Prometheus text format. Keep it off the public load balancer."""
     return HttpResponse(generate_latest(REGISTRY), content_type=CONTENT_TYPE_LATEST)

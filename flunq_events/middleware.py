@@ -30,7 +30,7 @@ from flunq_events import logs, metrics
 
 logger = logging.getLogger("flunq.http")
 HEADER = "X-Request-ID"
-_SANE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_SANE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}\Z")
 # Probes and scrapes arrive every few seconds from every balancer and Prometheus: logged at DEBUG.
 QUIET_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 

@@ -11,7 +11,7 @@ from django.conf import settings
 from events.cloudevents import parse_time
 from flunq_events.errors import InvalidRequest
 
-# ASCII digits only: str.isdigit() also takes superscripts and fullwidth digits, which int() refuses.
+# ASCII digits only (flunq_events.numbers says why).
 INTEGER = re.compile(r"-?[0-9]{1,19}")
 
 

@@ -19,6 +19,7 @@ from events import horizon, selectors
 from events.cloudevents import parse_time
 from events.selectors import EventFilter
 from flunq_events.errors import InvalidRequest, ServiceError
+from flunq_events.numbers import is_digits
 
 FILTERS = ("types", "stream", "category", "workflowid", "executionid", "tenantid", "source")
 START = "from"
@@ -64,7 +65,7 @@ def parse_start(value: Any, name: str = START) -> Start:
         return NOW
     if text == "beginning":
         return Start("beginning")
-    if text.isdigit():
+    if is_digits(text):
         if len(text) > 19 or int(text) > POSITION_MAX:
             raise InvalidRequest(f"{name} is beyond the largest position {POSITION_MAX}", parameter=name)
         return Start("position", position=int(text))

@@ -23,7 +23,9 @@ import orjson
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 
 from access.tenancy import scope_filter
+from flunq_events.api import allow_methods
 from flunq_events.errors import InvalidRequest, ServiceError
+from flunq_events.numbers import is_digits
 from live import db
 from live.auth import authenticate
 from live.feed import Feed
@@ -32,14 +34,8 @@ from live.query import parse_query, parse_start
 RETRY_MS = 2000
 
 
+@allow_methods("GET")
 async def event_stream(request: HttpRequest) -> HttpResponse:
-    if request.method != "GET":
-        response = JsonResponse(
-            {"error": "method_not_allowed", "message": f"method {request.method} not allowed; use GET"},
-            status=405,
-        )
-        response["Allow"] = "GET"
-        return response
     try:
         values = dict(request.GET.lists())
         tickets = values.get("ticket", [])
@@ -51,7 +47,7 @@ async def event_stream(request: HttpRequest) -> HttpResponse:
         filter_, start = parse_query(values, extra=("ticket",))
         last_event_id = request.headers.get("Last-Event-ID")
         if last_event_id is not None and last_event_id.strip():
-            if not last_event_id.strip().isdigit():
+            if not is_digits(last_event_id.strip()):
                 raise InvalidRequest(
                     f"Last-Event-ID must be a position (an integer >= 0), got {last_event_id[:40]!r}",
                     header="Last-Event-ID",

@@ -14,13 +14,14 @@ from django.db.models import F
 from events.cloudevents import parse_time
 from events.selectors import position_at
 from flunq_events.errors import InvalidRequest
+from flunq_events.numbers import is_digits
 from relay.models import Checkpoint
 
 
 def parse_target(text: str) -> int:
     """``POSITION`` (publish again from that position on) or an RFC 3339 time -> checkpoint."""
     text = text.strip()
-    if text.isdigit():
+    if is_digits(text, 19):
         return max(0, int(text) - 1)
     try:
         moment: datetime = parse_time(text, "rewind_to")

@@ -42,6 +42,8 @@ from fractions import Fraction
 from typing import Any
 from urllib.parse import unquote
 
+from flunq_events.numbers import is_digits
+
 Schema = dict[str, Any] | bool
 
 MODES = (
@@ -486,7 +488,7 @@ class _Root:
             tok = tok.replace("~1", "/").replace("~0", "~")
             if isinstance(node, dict) and tok in node:
                 node = node[tok]
-            elif isinstance(node, list) and tok.isdigit() and int(tok) < len(node):
+            elif isinstance(node, list) and is_digits(tok, 9) and int(tok) < len(node):
                 node = node[int(tok)]
             else:
                 raise SchemaError(f"$ref {ref!r} does not resolve")

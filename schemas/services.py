@@ -29,6 +29,7 @@ from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from flunq_events.errors import InvalidRequest
+from flunq_events.numbers import is_digits
 from schemas import compatibility as checker
 from schemas import documents, validation
 from schemas.errors import (
@@ -58,7 +59,7 @@ from schemas.models import (
 LATEST = "latest"
 MAX_SUBJECT_LENGTH = 255
 # Printable, no "/" (it would not survive routing), no whitespace at either end.
-_SUBJECT = re.compile(r"^[^\x00-\x1f\x7f/]+$")
+_SUBJECT = re.compile(r"^[^\x00-\x1f\x7f/]+\Z")
 _UNSET: Any = object()
 
 
@@ -121,7 +122,7 @@ def parse_version(value: Any) -> int | str:
         text = value.strip().lower()
         if text == LATEST or text == "-1":
             return LATEST
-        if text.isdigit() and len(text) <= 10 and 1 <= int(text) <= 2**31 - 1:
+        if is_digits(text, 10) and 1 <= int(text) <= 2**31 - 1:
             return int(text)
     elif isinstance(value, int) and not isinstance(value, bool):
         if value == -1:
@@ -210,7 +211,7 @@ def get_version(name: str, version: Any, *, include_deleted: bool = False) -> Sc
 
 
 def get_schema(schema_id: Any) -> Schema:
-    if isinstance(schema_id, str) and schema_id.isdigit() and len(schema_id) <= 18:
+    if isinstance(schema_id, str) and is_digits(schema_id, 18):
         schema_id = int(schema_id)
     if not isinstance(schema_id, int) or isinstance(schema_id, bool) or schema_id < 1:
         raise SchemaNotFound(f"schema id {str(schema_id)[:40]!r} not found", id=str(schema_id)[:40])

@@ -50,6 +50,7 @@ from django.db import connection
 
 from events.cloudevents import NewEvent
 from flunq_events.errors import ValidationFailed
+from flunq_events.numbers import is_digits
 from schemas import documents
 
 MAX_REPORTED_ERRORS = 100
@@ -206,7 +207,7 @@ def _target_of(index: int, event: NewEvent, latest: dict[str, Target], errors: l
                             f"{event.type[:100]!r}; it must name a version of its own type's subject"}
             )  # fmt: skip
             return None
-        number = int(version) if version.isdigit() and len(version) <= 9 else None
+        number = int(version) if is_digits(version, 9) else None
         target = _named_target(subject, number) if number else None
         if target is None:
             errors.append(

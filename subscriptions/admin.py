@@ -14,6 +14,7 @@ from django.utils.html import format_html
 
 from events import horizon
 from flunq_events.errors import ServiceError
+from flunq_events.numbers import is_digits
 from subscriptions import inputs, services
 from subscriptions.models import DeadLetter, ReplayJob, Subscription
 
@@ -136,7 +137,8 @@ class SubscriptionAdmin(admin.ModelAdmin):
 
 
 def _number_or_text(value: str):
-    return int(value) if value.strip().isdigit() and len(value.strip()) < 20 else value.strip()
+    text = value.strip()
+    return int(text) if is_digits(text, 19) else text
 
 
 @admin.register(DeadLetter)

@@ -12,6 +12,7 @@ from typing import Any
 
 from events.cloudevents import parse_time
 from flunq_events.errors import InvalidRequest
+from flunq_events.numbers import is_digits
 
 # The filter a subscription stores: the fields of events.selectors.EventFilter (without the time
 # bounds), named here because each is a column of the subscription.
@@ -128,8 +129,10 @@ def position_or_time(value: Any, field: str) -> int | datetime:
     if isinstance(value, int) and not isinstance(value, bool):
         return integer(value, field, minimum=0, maximum=2**63 - 1)
     if isinstance(value, str):
-        if value.isdigit():
-            return integer(int(value[:20]), field, minimum=0, maximum=2**63 - 1)
+        if is_digits(value):
+            if len(value) > 19:
+                raise InvalidRequest(f"{field} is beyond the largest position {2**63 - 1}", field=field)
+            return integer(int(value), field, minimum=0, maximum=2**63 - 1)
         try:
             return parse_time(value, field)
         except ValueError as exc:

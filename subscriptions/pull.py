@@ -30,8 +30,8 @@ from flunq_events.errors import Conflict, InvalidRequest
 from subscriptions import queue
 from subscriptions.models import DeadLetter, Subscription
 
-CONSUMER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@/-]{0,199}$")
-ACK_ID = re.compile(r"^([0-9]{1,18})-([0-9]{1,9})$")
+CONSUMER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@/-]{0,199}\Z")
+ACK_ID = re.compile(r"^([0-9]{1,18})-([0-9]{1,9})\Z")
 MAX_FETCH = 1000
 # Streams locked per round while a fetch fills up.
 CANDIDATES = 4

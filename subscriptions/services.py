@@ -28,6 +28,7 @@ from access.principal import Principal
 from events import horizon, selectors
 from flunq_events.db import retry_on_deadlock
 from flunq_events.errors import Conflict, InvalidRequest, NotFound
+from flunq_events.numbers import is_digits
 from subscriptions import ssrf, webhooks
 from subscriptions.models import DeadLetter, ReplayJob, Subscription
 
@@ -221,7 +222,7 @@ def dead_letter_query(
 
 
 def get_dead_letter(subscription: Subscription, dead_letter_id: str) -> DeadLetter:
-    if not str(dead_letter_id).isdigit() or len(str(dead_letter_id)) > 18:
+    if not is_digits(str(dead_letter_id), 18):
         raise NotFound(f"no dead letter with id {str(dead_letter_id)[:40]!r}")
     row = DeadLetter.objects.filter(subscription=subscription, id=int(dead_letter_id)).first()
     if row is None:
@@ -310,7 +311,7 @@ def start_replay(
 
 
 def get_replay(subscription: Subscription, job_id: str) -> ReplayJob:
-    if not str(job_id).isdigit() or len(str(job_id)) > 18:
+    if not is_digits(str(job_id), 18):
         raise NotFound(f"no replay job with id {str(job_id)[:40]!r}")
     job = ReplayJob.objects.filter(subscription=subscription, id=int(job_id)).first()
     if job is None:

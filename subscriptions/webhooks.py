@@ -26,6 +26,7 @@ import orjson
 from django.conf import settings
 from standardwebhooks import Webhook
 
+from flunq_events.numbers import is_digits
 from subscriptions.ssrf import UnsafeURL, check_url
 
 USER_AGENT = "flunq-events-webhooks/1"
@@ -66,7 +67,7 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if is_digits(value):
         return min(float(value), MAX_RETRY_AFTER)
     try:
         moment = parsedate_to_datetime(value)

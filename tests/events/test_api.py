@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from django.test import Client
 from rest_framework.test import APIClient
 
 from tests.events.helpers import cloudevent
@@ -187,6 +188,16 @@ def test_health_and_schema(client):
     schema = client.get("/api/schema/")
     assert schema.status_code == 200 and b"/api/v1/events" in schema.content
     assert client.get("/api/docs/").status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/readyz", "/metrics"])
+def test_probes_answer_other_methods_with_a_json_405(path):
+    client = Client(enforce_csrf_checks=True)  # as a real server: no CSRF page before the 405
+    for method in ("post", "put", "delete"):
+        response = getattr(client, method)(path)
+        assert response.status_code == 405 and response.json()["error"] == "method_not_allowed", method
+        assert response["Allow"] == "GET, HEAD"
+    assert client.head(path).status_code == 200
 
 
 def test_create_token_command_prints_only_the_token(capsys):

@@ -91,6 +91,14 @@ def test_malformed_bodies(api, body, words):
         ({"data_base64": "!!"}, 400, ["base64"]),
         ({"executionid": "a b"}, 400, ["stream name"]),
         ({"id": "x" * 3000}, 400, ["/id", "longer"]),
+        # past year 9999 (or before year 1) once in UTC, which datetime cannot hold
+        ({"time": "9999-12-31T23:59:59-01:00"}, 400, ["/time", "9999"]),
+        ({"time": "0001-01-01T00:00:00+01:00"}, 400, ["/time", "9999"]),
+        # digits of other scripts, which \d takes and fromisoformat may not
+        ({"time": "\uff12\uff10\uff12\uff16-01-01T00:00:00Z"}, 400, ["/time", "RFC 3339"]),
+        ({"dataschema": "http://[::1/api/v1/schemas/a.b/versions/1"}, 400, ["/dataschema", "URI"]),
+        ({"executionid": "a\n"}, 400, ["stream name"]),
+        ({"foo\n": "x"}, 400, ["lowercase"]),
     ],
 )
 def test_invalid_events(api, change, status, words):
@@ -134,16 +142,30 @@ def test_bad_query_parameters(api, query, words):
     assert_refused(api.get(f"/api/v1/events?{query}"), 400, *words)
 
 
-def test_bad_expected_version_and_stream(api):
-    assert_refused(
-        raw_post(api, json.dumps(cloudevent()), path="/api/v1/events?expected_version=soon"),
-        400,
-        "expected_version",
-    )
+@pytest.mark.parametrize("version", ["soon", "%C2%B2", "%EF%BC%91", "9" * 5000, "-1"])
+def test_bad_expected_version(api, version):
+    """``²`` is a digit to ``str.isdigit`` and not to ``int``; a fullwidth one is a digit to both,
+    and refused all the same (versions are ASCII digits); 5000 digits are past what ``int`` takes."""
+    for path in (
+        f"/api/v1/events?expected_version={version}",
+        f"/api/v1/streams/s-1/events?expected_version={version}",
+    ):
+        assert_refused(raw_post(api, json.dumps(cloudevent()), path=path), 400, "expected_version")
+
+
+def test_bad_stream_names(api):
     assert_refused(
         raw_post(api, json.dumps(cloudevent()), path="/api/v1/events?stream=a%20b"), 400, "stream name"
     )
     assert_refused(raw_post(api, json.dumps(cloudevent()), path="/api/v1/events?colour=red"), 400, "colour")
+    # `$` in a pattern also matches before a final newline
+    assert_refused(
+        raw_post(api, json.dumps(cloudevent()), path="/api/v1/events?stream=abc%0A"), 400, "stream name"
+    )
+    assert_refused(
+        raw_post(api, json.dumps(cloudevent()), path="/api/v1/streams/abc%0A/events"), 400, "stream name"
+    )
+    assert_refused(raw_post(api, '{"name": "abc\\n"}', path="/api/v1/streams"), 400, "stream name")
 
 
 def test_unknown_ids_and_streams(api):
@@ -219,3 +241,15 @@ def test_nul_in_binary_mode_is_refused(api):
     assert_refused(in_extension, 400, "/trace")
     in_text = raw_post(api, b"a\x00b", content_type="text/plain", HTTP_CE_ID="b2", **headers)
     assert_refused(in_text, 400, "/data")
+
+
+def test_an_extension_may_be_named_like_a_column_of_the_row(api):
+    """``hash`` (and ``extensions``) are names the append function's row also uses."""
+    event = {**cloudevent(), "hash": "x", "extensions": "y"}
+    for body in (event, [{**event, "id": "batch-1"}, {**event, "id": "batch-2"}]):
+        response = raw_post(api, json.dumps(body))
+        assert response.status_code == 201, response.content
+        again = raw_post(api, json.dumps(body))
+        assert again.status_code == 200, again.content  # the same event: the hash matches
+    stored = api.get(f"/api/v1/events/{event['id']}").json()
+    assert (stored["hash"], stored["extensions"]) == ("x", "y")

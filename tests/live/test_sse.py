@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import orjson
 import pytest
+from django.test import Client
 
 from tests.live.conftest import append_one
 from tests.live.sse_client import SSE
@@ -45,6 +46,9 @@ async def test_bad_requests_are_json_errors(tailer, token_for):
         ("colour=red", bearer(token), 400, "unknown parameter(s): colour"),
         ("from=tomorrow", bearer(token), 400, "from must be a position"),
         ("", [*bearer(token), (b"last-event-id", b"abc")], 400, "Last-Event-ID must be a position"),
+        # digits to str.isdigit, not to int: superscript two (percent-encoded, and as a latin-1 byte)
+        ("from=%C2%B2", bearer(token), 400, "from must be a position"),
+        ("", [*bearer(token), (b"last-event-id", b"\xb2")], 400, "Last-Event-ID must be a position"),
         ("ticket=a&ticket=b", [], 400, "ticket may be given once"),
         ("tenantid=x", bearer(tenant_token), 403, "reads events of tenant 'acme' only"),
     ]:
@@ -63,6 +67,9 @@ async def test_authentication_is_required(tailer, token_for):
     assert await stream.start() == 403
 
 
-def test_only_get_is_allowed(api):
-    response = api.post(PATH)
+@pytest.mark.parametrize("method", ["post", "put", "delete"])
+def test_only_get_is_allowed(method):
+    client = Client(enforce_csrf_checks=True)  # as a real server: no CSRF page before the 405
+    response = getattr(client, method)(PATH)
     assert response.status_code == 405 and response.json()["error"] == "method_not_allowed"
+    assert response["Allow"] == "GET"

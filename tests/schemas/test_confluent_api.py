@@ -211,6 +211,8 @@ def test_auth(client, reader, make_token, registry):
         ("get", "/subjects?deleted=sometimes", None, 400, 400),
         ("get", "/schemas/ids/999999", None, 404, 40403),
         ("get", "/schemas/ids/abc", None, 404, 40403),
+        ("get", "/schemas/ids/%C2%B2", None, 404, 40403),
+        ("get", "/subjects/known/versions/%C2%B2", None, 422, 42202),
         ("get", "/schemas/ids/0/subjects", None, 404, 40403),
         ("post", "/subjects/known", schema_body(V2), 404, 40403),
         ("post", "/subjects/none", schema_body(V1), 404, 40401),

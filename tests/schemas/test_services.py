@@ -187,7 +187,9 @@ def test_bad_subject_names(name):
         services.register(name, V1)
 
 
-@pytest.mark.parametrize("version", ["0", "-2", "one", "1.5", "99999999999", 0, True, None])
+@pytest.mark.parametrize(
+    "version", ["0", "-2", "one", "1.5", "99999999999", "\u00b2", "\uff11", 0, True, None]
+)
 def test_bad_versions(version):
     services.register("orders", V1)
     with pytest.raises(InvalidVersion):

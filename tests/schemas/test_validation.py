@@ -118,6 +118,7 @@ BAD_DATASCHEMA = [
     ("/api/v1/schemas/order.placed/versions/7", "not a registered live version"),
     ("/api/v1/schemas/order.placed/versions/zero", "not a registered live version"),
     ("/api/v1/schemas/order.placed/versions/0", "not a registered live version"),
+    ("/api/v1/schemas/order.placed/versions/%C2%B2", "not a registered live version"),  # ² is no number
     ("/api/v1/schemas/other.subject/versions/1", "must name a version of its own type"),
 ]
 

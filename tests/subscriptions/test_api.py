@@ -73,6 +73,8 @@ def test_create_list_get_patch_delete(api, allow_local):
         ({"name": "x", "kind": "pull", "filter": {"stream": ""}}, "filter/stream"),
         ({"name": "x", "kind": "pull", "start": "yesterday"}, "start"),
         ({"name": "x", "kind": "pull", "start": -1}, "start"),
+        ({"name": "x", "kind": "pull", "start": "\u00b2"}, "start"),  # a digit to isdigit, not to int
+        ({"name": "x", "kind": "pull", "start": "9" * 5000}, "start"),
         ({"name": "x", "kind": "pull", "start": 2**70}, None),  # refused by the JSON parser
         ({"name": "x", "kind": "pull", "retry": {"max_attempts": 0}}, "retry/max_attempts"),
         ({"name": "x", "kind": "pull", "retry": {"backoff": []}}, "retry/backoff"),
@@ -188,6 +190,8 @@ def test_dead_letter_and_replay_endpoints_refuse_bad_input(admin_api):
     for path, body, field in [
         ("/replay", {}, "from"),
         ("/replay", {"from": "last week"}, "from"),
+        ("/replay", {"from": "\u00b2"}, "from"),
+        ("/replay", {"from": "1", "until": "\uff11"}, "until"),
         ("/replay", {"from": 10, "until": 5}, "until"),
         ("/replay", {"from": 1, "until": "2026-01-01T00:00:00Z"}, "until"),
         ("/replay", {"from": 1, "types": "a*b"}, "types/0"),
@@ -206,6 +210,11 @@ def test_dead_letter_and_replay_endpoints_refuse_bad_input(admin_api):
         assert admin_api.get(f"{base}/dead-letters", query).status_code == 400, query
         assert admin_api.get("/api/v1/dead-letters", query).status_code == 400, query
     assert admin_api.get("/api/v1/dead-letters", {"subscription": "nope"}).status_code == 404
+    for path in ("/dead-letters/%C2%B2", "/replays/%C2%B2", "/dead-letters/" + "9" * 30):
+        response = admin_api.get(base + path)
+        assert response.status_code == 404 and response.json()["message"], path
+    for path in ("/dead-letters/%C2%B2/redrive", "/replays/%C2%B2/cancel"):
+        assert admin_api.post(base + path, {}, format="json").status_code == 404, path
     assert admin_api.get(URL, {"kind": "push"}).status_code == 400
     assert admin_api.get(URL, {"colour": "red"}).status_code == 400
 
