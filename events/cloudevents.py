@@ -237,6 +237,9 @@ def from_binary(headers: dict[str, str], body: bytes, content_type: str | None, 
     ``headers`` maps lowercase attribute names (without ``ce-``) to raw header values; ``loads``
     is the strict JSON decoder for a JSON body.
     """
+    for name in DATA_KEYS:
+        if name in headers:
+            raise InvalidEvent(f"ce-{name}: in binary mode the body is the data", attribute=f"/{name}")
     obj: dict[str, Any] = {name: unquote(value) for name, value in headers.items()}
     if content_type:
         obj["datacontenttype"] = content_type

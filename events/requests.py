@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from django.conf import settings
 
-from events.cloudevents import NewEvent, from_binary, from_structured
-from flunq_events.api import CLOUDEVENTS_BATCH, CLOUDEVENTS_JSON
+from events.cloudevents import NewEvent, from_binary, from_structured, is_json_media_type
+from flunq_events.api import CLOUDEVENTS_BATCH, CLOUDEVENTS_JSON, json_charset
 from flunq_events.errors import InvalidRequest, ServiceError
 from flunq_events.jsonutil import JSONError, loads_strict
 
@@ -29,6 +29,10 @@ def events_from_request(request) -> tuple[list[NewEvent], bool]:
     meta = request.META
     content_type = meta.get("CONTENT_TYPE", "") or ""
     body = request.body
+    if is_json_media_type(content_type) and not json_charset(content_type):
+        raise UnsupportedMediaType(
+            f"JSON is read as UTF-8; Content-Type {content_type[:100]!r} declares another charset"
+        )
     if "HTTP_CE_SPECVERSION" in meta:
         headers = {key[8:].lower(): value for key, value in meta.items() if key.startswith("HTTP_CE_")}
         return [from_binary(headers, body, content_type or None, _loads)], False

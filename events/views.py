@@ -5,7 +5,7 @@ from __future__ import annotations
 from urllib.parse import urlencode
 
 from django.conf import settings
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, PolymorphicProxySerializer, extend_schema
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -24,9 +24,15 @@ from flunq_events.openapi import (
 )
 
 ERRORS = {400: ErrorSerializer, 401: ErrorSerializer, 403: ErrorSerializer}
+# One event in, the stored event out; a batch in, {"events": [...]} out.
+APPENDED = PolymorphicProxySerializer(
+    component_name="Appended",
+    serializers=[StoredEventSerializer, EventBatchSerializer],
+    resource_type_field_name=None,
+)
 APPEND_RESPONSES = {
-    201: StoredEventSerializer,
-    200: StoredEventSerializer,
+    201: APPENDED,
+    200: APPENDED,
     409: ErrorSerializer,
     410: ErrorSerializer,
     413: ErrorSerializer,
@@ -65,6 +71,7 @@ class EventsView(APIView):
 
     @extend_schema(
         summary="Read the global log in position order",
+        operation_id="api_v1_events_list",
         parameters=[
             OpenApiParameter("after", int, description="cursor: return events after this position"),
             OpenApiParameter("limit", int),
@@ -108,7 +115,8 @@ class EventsView(APIView):
             "Structured mode (application/cloudevents+json or application/json), binary mode "
             "(ce-* headers, body = data) or a batch (application/cloudevents-batch+json or a JSON "
             "array). The stream is derived from the event unless ?stream= is given. 201 when "
-            "written; 200 when every event was stored already (idempotent retry)."
+            "written; 200 when every event was stored already (idempotent retry). One event is "
+            "answered with the stored event, a batch with {\"events\": [...]}."
         ),
         parameters=[
             OpenApiParameter("stream", str),
@@ -187,7 +195,7 @@ class StreamEventsView(APIView):
             "application/json": CloudEventSerializer,
             "application/cloudevents-batch+json": CloudEventSerializer(many=True),
         },
-        responses={**APPEND_RESPONSES, 201: EventBatchSerializer},
+        responses=APPEND_RESPONSES,
     )
     def post(self, request, stream: str):
         params.reject_unknown(request.query_params, ["expected_version"])

@@ -52,12 +52,30 @@ class JSONRenderer(renderers.BaseRenderer):
         return dumps(data)
 
 
+def charset_of(media_type: str) -> str | None:
+    for param in media_type.split(";")[1:]:
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "charset":
+            return value.strip().strip('"').lower()
+    return None
+
+
+def json_charset(media_type: str) -> bool:
+    """Whether a JSON body of ``media_type`` is read as it is: JSON is UTF-8 (RFC 8259), and a
+    body declared in another charset would be read wrong, so it is refused (415)."""
+    return charset_of(media_type) in (None, "utf-8", "utf8", "us-ascii")
+
+
 class JSONParser(parsers.BaseParser):
     """Strict JSON for ``application/json`` and the structured and batch CloudEvents media types."""
 
     media_type = "application/*"
 
     def parse(self, stream, media_type=None, parser_context=None) -> Any:
+        if not json_charset(media_type or ""):
+            raise exceptions.UnsupportedMediaType(
+                media_type, detail=f"JSON is read as UTF-8, not {charset_of(media_type or '')}"
+            )
         raw = stream.read() if stream is not None else b""
         if not raw:
             raise exceptions.ParseError("the request body is empty")

@@ -1,6 +1,21 @@
 """Shapes for the OpenAPI schema (drf-spectacular). Responses are built as dicts; these document them."""
 
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import serializers
+
+
+class BearerTokenScheme(OpenApiAuthenticationExtension):
+    """``Authorization: Bearer <token>`` in the schema, so /api/docs/ can send a token."""
+
+    target_class = "access.authentication.BearerTokenAuthentication"
+    name = "bearerAuth"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "a token from `python manage.py create_token NAME --scope ...`",
+        }
 
 
 class ErrorSerializer(serializers.Serializer):

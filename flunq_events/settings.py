@@ -264,6 +264,8 @@ else:
 
 # --- REST framework ----------------------------------------------------------------------------
 REST_FRAMEWORK = {
+    # `?format=` is an unknown parameter (400 naming it), not a renderer switch (a bare 404).
+    "URL_FORMAT_OVERRIDE": None,
     "DEFAULT_RENDERER_CLASSES": ["flunq_events.api.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["flunq_events.api.JSONParser"],
     "DEFAULT_AUTHENTICATION_CLASSES": ["access.authentication.BearerTokenAuthentication"],

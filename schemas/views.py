@@ -86,6 +86,7 @@ class SubjectsView(APIView):
 
     @extend_schema(
         summary="List subjects",
+        operation_id="api_v1_schemas_list",
         parameters=[
             OpenApiParameter("prefix", str),
             OpenApiParameter("after", str, description="cursor: subjects after this name"),
@@ -160,6 +161,7 @@ class SubjectVersionsView(APIView):
 
     @extend_schema(
         summary="The versions of a subject",
+        operation_id="api_v1_schemas_versions_list",
         parameters=[OpenApiParameter("include_deleted", bool)],
         responses={200: OpenApiTypes.OBJECT, **ERRORS},
     )

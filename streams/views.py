@@ -29,6 +29,7 @@ class StreamsView(APIView):
 
     @extend_schema(
         summary="List streams by name",
+        operation_id="api_v1_streams_list",
         parameters=[
             OpenApiParameter("category", str),
             OpenApiParameter("prefix", str),

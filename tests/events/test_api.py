@@ -187,6 +187,7 @@ def test_health_and_schema(client):
     assert ready.status_code == 200 and ready.json()["checks"]["database"]["ok"] is True
     schema = client.get("/api/schema/")
     assert schema.status_code == 200 and b"/api/v1/events" in schema.content
+    assert b"bearerAuth" in schema.content and b"scheme: bearer" in schema.content  # /api/docs/ can authorize
     assert client.get("/api/docs/").status_code == 200
 
 

@@ -125,6 +125,21 @@ def test_unsupported_media_type(api):
     assert_refused(raw_post(api, "x", content_type="text/plain"), 415, "Content-Type")
 
 
+def test_json_in_another_charset_than_utf8_is_refused(api):
+    """JSON is UTF-8; a body declared otherwise would be read wrong."""
+    event = json.dumps(cloudevent())
+    assert_refused(raw_post(api, event, content_type="application/json; charset=utf-16"), 415, "UTF-8")
+    binary = {"HTTP_CE_SPECVERSION": "1.0", "HTTP_CE_ID": "b", "HTTP_CE_SOURCE": "/s", "HTTP_CE_TYPE": "t.x"}
+    assert_refused(raw_post(api, b"{}", content_type="application/json; charset=latin-1", **binary), 415)
+    body = '{"name": "s-1"}'
+    for path in ("/api/v1/streams", "/api/v1/subscriptions"):
+        assert_refused(
+            raw_post(api, body, content_type="application/json;charset=ISO-8859-1", path=path), 415
+        )
+    response = raw_post(api, event, content_type='application/cloudevents+json; charset="UTF-8"')
+    assert response.status_code == 201, response.content
+
+
 @pytest.mark.parametrize(
     ("query", "words"),
     [
@@ -136,6 +151,7 @@ def test_unsupported_media_type(api):
         ("since=not-a-time", ["since"]),
         ("types=task.started", ["unknown", "types"]),
         ("min_position=x", ["min_position"]),
+        ("format=xml", ["unknown", "format"]),  # not a renderer switch
     ],
 )
 def test_bad_query_parameters(api, query, words):
@@ -241,6 +257,12 @@ def test_nul_in_binary_mode_is_refused(api):
     assert_refused(in_extension, 400, "/trace")
     in_text = raw_post(api, b"a\x00b", content_type="text/plain", HTTP_CE_ID="b2", **headers)
     assert_refused(in_text, 400, "/data")
+
+
+def test_binary_mode_takes_the_data_from_the_body_only(api):
+    headers = {"HTTP_CE_SPECVERSION": "1.0", "HTTP_CE_ID": "b", "HTTP_CE_SOURCE": "/s", "HTTP_CE_TYPE": "t.x"}
+    assert_refused(raw_post(api, b"", HTTP_CE_DATA="x", **headers), 400, "ce-data", "body")
+    assert_refused(raw_post(api, b"{}", HTTP_CE_DATA_BASE64="AA==", **headers), 400, "ce-data_base64")
 
 
 def test_an_extension_may_be_named_like_a_column_of_the_row(api):
