@@ -116,7 +116,7 @@ class EventsView(APIView):
             "(ce-* headers, body = data) or a batch (application/cloudevents-batch+json or a JSON "
             "array). The stream is derived from the event unless ?stream= is given. 201 when "
             "written; 200 when every event was stored already (idempotent retry). One event is "
-            "answered with the stored event, a batch with {\"events\": [...]}."
+            'answered with the stored event, a batch with {"events": [...]}.'
         ),
         parameters=[
             OpenApiParameter("stream", str),
