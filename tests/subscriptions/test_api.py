@@ -167,10 +167,12 @@ def test_pull_endpoints_refuse_bad_input(api, allow_local):
         ("/fetch", {"consumer": "c", "max_events": 5000}, "max_events"),
         ("/fetch", {"consumer": "c", "lease_seconds": -1}, "lease_seconds"),
         ("/fetch", {"consumer": "bad name!"}, "consumer"),
+        ("/fetch", {"consumer": "c\n"}, "consumer"),  # `$` would match before the newline
         ("/fetch", {"consumer": "c", "extra": 1}, None),
         ("/ack", {"consumer": "c"}, "ack_ids"),
         ("/ack", {"consumer": "c", "ack_ids": []}, "ack_ids"),
         ("/ack", {"consumer": "c", "ack_ids": ["x"]}, "ack_ids/0"),
+        ("/ack", {"consumer": "c", "ack_ids": ["1-1\n"]}, "ack_ids/0"),
         ("/ack", {"consumer": "c", "ack_ids": [1]}, "ack_ids/0"),
         ("/nack", {"consumer": "c", "ack_ids": ["1-1"], "action": "drop"}, "action"),
         ("/nack", {"consumer": "c", "ack_ids": ["1-1"], "delay_seconds": "soon"}, "delay_seconds"),
