@@ -1,6 +1,6 @@
 """Instructions the database server executes per event appended, counted by valgrind.
 
-    python -m bench.instructions                 # ~4 minutes; needs valgrind
+    python -m bench.instructions                 # ~1 minute; needs valgrind
     python -m bench.instructions --calls 200 --batches 5
 
 Timings on a small shared machine move by 10-20% between identical runs, more than one step of

@@ -20,6 +20,7 @@ import orjson
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, JsonResponse
+from django.utils.http import parse_header_parameters
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, parsers, renderers, status
 from rest_framework.response import Response
@@ -53,11 +54,8 @@ class JSONRenderer(renderers.BaseRenderer):
 
 
 def charset_of(media_type: str) -> str | None:
-    for param in media_type.split(";")[1:]:
-        name, _, value = param.partition("=")
-        if name.strip().lower() == "charset":
-            return value.strip().strip('"').lower()
-    return None
+    charset = parse_header_parameters(media_type)[1].get("charset")
+    return charset.lower() if charset is not None else None
 
 
 def json_charset(media_type: str) -> bool:
