@@ -20,6 +20,7 @@ transaction's first write, and it looks first.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -283,6 +284,18 @@ def _detail(exc: BaseException) -> dict:
         return {}
 
 
+# The attributes in each index of the log (an entry is at most ~2.7 kB; attributes are checked in
+# characters, up to 2048 each, and four bytes each in UTF-8 at most).
+_INDEXED = {
+    "flunq_events_source_id": "source and id (together)",
+    "flunq_events_type": "type",
+    "flunq_events_workflowid": "workflowid",
+    "flunq_events_correlationid": "correlationid",
+    "flunq_events_tenantid": "tenantid",
+    "flunq_streams_tenant": "tenantid",
+}
+
+
 def _translate(exc: DatabaseError) -> Exception:
     state = _sqlstate(exc)
     detail = _detail(exc)
@@ -324,6 +337,14 @@ def _translate(exc: DatabaseError) -> Exception:
         return Conflict(
             "the append crossed a concurrent one writing the same source and id; nothing was written, "
             "send it again"
+        )
+    if state == "54000":  # program_limit_exceeded: an index entry over PostgreSQL's ~2.7 kB limit
+        text = str(exc.__cause__ or exc)
+        index = re.search(r'for index "([a-z_]+)"', text)
+        names = _INDEXED.get(index.group(1), "an attribute") if index else "an attribute"
+        return InvalidEvent(
+            f"{names} too long to be indexed: PostgreSQL keeps at most ~2,700 bytes (UTF-8) per index "
+            "entry; shorten it"
         )
     if state and state.startswith("22"):
         # A data exception the checks above let through: the input is at fault, not the server.

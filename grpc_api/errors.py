@@ -64,20 +64,45 @@ def _text(value) -> str:
     return value if isinstance(value, str) else orjson.dumps(value, default=str).decode()
 
 
+# The three carry the error in the call's trailers, whose size clients cap (grpcio: 8 KiB, and a
+# hard 16 KiB past which the client reports RESOURCE_EXHAUSTED instead of the status). An error
+# can echo the input (a 2,000-character id; the schema errors of a whole batch), so each part is
+# bounded: the message in UTF-8 bytes (sent percent-encoded, up to 3 characters a byte), the
+# details and the JSON body in their encoded size, dropping the extra fields when they do not fit.
+MAX_MESSAGE_BYTES = 600
+MAX_DETAILS_BYTES = 1500
+MAX_BODY_CHARS = 3000
+
+
+def _cut(text: str, limit: int) -> str:
+    data = text.encode()
+    return text if len(data) <= limit else data[: limit - 3].decode(errors="ignore") + "..."
+
+
 def to_status(exc: ServiceError) -> grpc.Status:
     """The rich status (code, message, ErrorInfo details, ``flunq-error`` trailer) for ``exc``."""
     code = status_code(exc)
-    info = error_details_pb2.ErrorInfo(
-        reason=exc.code, domain=DOMAIN, metadata={key: _text(value) for key, value in exc.extra.items()}
-    )
+    message = _cut(exc.message, MAX_MESSAGE_BYTES)
+    metadata = {key: _text(value) for key, value in exc.extra.items()}
+    if sum(len(key) + len(value.encode()) for key, value in metadata.items()) > MAX_DETAILS_BYTES:
+        metadata = {"truncated": "true"}
+    info = error_details_pb2.ErrorInfo(reason=exc.code, domain=DOMAIN, metadata=metadata)
     detail = any_pb2.Any()
     detail.Pack(info)
     status = rpc_status.to_status(
-        status_pb2.Status(code=getattr(code_pb2, code.name), message=exc.message, details=[detail])
+        status_pb2.Status(code=getattr(code_pb2, code.name), message=message, details=[detail])
     )
     # Metadata values must be printable ASCII: the standard library escapes the rest (orjson can't).
-    body = json.dumps(exc.as_dict(), default=str, ensure_ascii=True, separators=(",", ":"))
+    body = _ascii_json({**exc.as_dict(), "message": message})
+    if len(body) > MAX_BODY_CHARS:
+        body = _ascii_json({"error": exc.code, "message": message, "truncated": True})
+    if len(body) > MAX_BODY_CHARS:  # a message of escaped characters (12 for an emoji)
+        body = _ascii_json({"error": exc.code, "message": _cut(message, 200), "truncated": True})
     return _Status(status.code, status.details, (*status.trailing_metadata, ("flunq-error", body)))
+
+
+def _ascii_json(value: dict) -> str:
+    return json.dumps(value, default=str, ensure_ascii=True, separators=(",", ":"))
 
 
 class _Status(grpc.Status):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 
 import httpx
 import pytest
@@ -275,3 +276,13 @@ def test_an_extension_may_be_named_like_a_column_of_the_row(api):
         assert again.status_code == 200, again.content  # the same event: the hash matches
     stored = api.get(f"/api/v1/events/{event['id']}").json()
     assert (stored["hash"], stored["extensions"]) == ("x", "y")
+
+
+def test_values_too_long_to_index_are_a_400_naming_them(api):
+    """Attributes are checked in characters (2048); PostgreSQL's index entries hold ~2.7 kB."""
+    event = {**cloudevent(), "id": secrets.token_urlsafe(1536), "source": secrets.token_urlsafe(1536)}
+    assert_refused(raw_post(api, json.dumps(event)), 400, "source and id", "too long to be indexed")
+    wide = "".join(chr(0x1F300 + secrets.randbelow(700)) for _ in range(1000))  # 4 bytes each
+    batch = [cloudevent(), {**cloudevent(), "type": wide + ".x"}]
+    refused = raw_post(api, json.dumps(batch), path="/api/v1/events?stream=wide-1")
+    assert_refused(refused, 400, "type", "too long to be indexed")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import secrets
+import time
+
 import grpc
 import pytest
 
@@ -217,3 +220,45 @@ def test_nul_and_out_of_range_timestamps_are_invalid_not_unknown(client):
 def _with_uri(event, name: str, value: str):
     event.attributes[name].ce_uri = value
     return event
+
+
+def test_values_too_long_to_index_are_invalid_not_unavailable(client):
+    """Attributes are checked in characters; PostgreSQL's indexes take ~2.7 kB an entry."""
+    # Random text: PostgreSQL compresses an index entry that repeats itself.
+    long_pair = cloudevent(secrets.token_urlsafe(1536), source=secrets.token_urlsafe(1536))
+    wide = cloudevent(
+        "wide-1", correlationid="".join(chr(0x1F300 + secrets.randbelow(700)) for _ in range(2048))
+    )
+    for request in (
+        pb.PublishRequest(event=long_pair),
+        pb.PublishRequest(event=wide),
+        pb.PublishBatchRequest(events=[cloudevent("fine-1"), long_pair]),
+    ):
+        call = (
+            client.events.PublishBatch
+            if isinstance(request, pb.PublishBatchRequest)
+            else client.events.Publish
+        )
+        result = failure(call, request)
+        assert result.code == INVALID and "too long to be indexed" in result.message, result.message
+    assert client.events.ReadAll(pb.ReadAllRequest(after=0, limit=10)).events == []  # nothing written
+
+
+def test_errors_that_echo_the_input_fit_in_the_trailers(client, settings):
+    """grpcio clients refuse trailers over 16 KiB (RESOURCE_EXHAUSTED), hiding the status."""
+    from schemas import services as schemas
+
+    schemas.register("bulk.checked", {"type": "object", "properties": {"name": {"type": "string"}}})
+    registered = time.monotonic()  # the server's process trusts its list of subjects this long
+    missing = failure(client.events.GetEvent, pb.GetEventRequest(id="\U0001f600" * 700))
+    assert missing.code == grpc.StatusCode.NOT_FOUND, missing.message
+    bad_time = cloudevent("t-1")
+    bad_time.attributes["time"].ce_string = "\U0001f600" * 2040
+    assert failure(client.events.Publish, pb.PublishRequest(event=bad_time)).code == INVALID
+    # Schema errors of every event of a batch, each naming its event: one short message each.
+    time.sleep(max(0.0, registered + settings.SCHEMA_CACHE_SECONDS + 0.2 - time.monotonic()))
+    many = [cloudevent(f"m-{i}", type="bulk.checked") for i in range(200)]
+    for event in many:
+        event.text_data = '{"name": 5}'
+    result = failure(client.events.PublishBatch, pb.PublishBatchRequest(events=many))
+    assert result.code == INVALID and result.body["error"] == "schema_validation_failed", result.body
