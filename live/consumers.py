@@ -57,6 +57,9 @@ class EventsConsumer(AsyncWebsocketConsumer):
     acked: int | None = None
     _task: asyncio.Task | None = None
     _writer: FrameWriter | None = None
+    # Set by close(): the server may send nothing after websocket.close, but client messages sent
+    # before the client saw it still arrive, and the feed task may have a batch in hand.
+    _closed: bool = False
 
     async def connect(self) -> None:
         await self.accept()
@@ -81,6 +84,14 @@ class EventsConsumer(AsyncWebsocketConsumer):
         self.feed = Feed(filter_, start)
         self._writer = FrameWriter.for_send(self.base_send)
         self._task = asyncio.get_running_loop().create_task(self._deliver())
+
+    async def close(self, code=None, reason=None) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._task is not None and self._task is not asyncio.current_task():
+            self._task.cancel()
+        await super().close(code=code, reason=reason)
 
     async def disconnect(self, code: int) -> None:
         if self._task is not None:
@@ -109,6 +120,8 @@ class EventsConsumer(AsyncWebsocketConsumer):
                 await self.close(code=CLOSE_INTERNAL, reason="internal error")
 
     async def _send_item(self, item: Item) -> None:
+        if self._closed:
+            return
         if item.kind == "events":
             if self._writer is not None:
                 # Every event's frame, encoded once per process, in one write (live.wire).
@@ -123,7 +136,8 @@ class EventsConsumer(AsyncWebsocketConsumer):
             await self.send_json(item.control())
 
     async def send_json(self, message: dict[str, Any]) -> None:
-        await self.send(text_data=orjson.dumps(message).decode())
+        if not self._closed:
+            await self.send(text_data=orjson.dumps(message).decode())
 
     async def refuse(self, error: ServiceError) -> None:
         """Tell the client what is wrong, then close with 4000 + the HTTP status."""
@@ -133,8 +147,8 @@ class EventsConsumer(AsyncWebsocketConsumer):
     # --- client -> server ------------------------------------------------------------------------
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
-        if self.feed is None:
-            return  # refused at connect; the close is on its way
+        if self.feed is None or self._closed:
+            return  # refused at connect, or closed since: the close is on its way
         if text_data is None:
             await self.send_json(
                 {"type": "error", "error": "unsupported_data", "message": "binary frames are not supported"}

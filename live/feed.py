@@ -89,9 +89,12 @@ class Feed:
         tailer = get_tailer()
         while True:
             self._restart = False
-            if self._start is not None:
-                self.cursor = await db.run(self._start.resolve)
-                self._start = None
+            start = self._start
+            if start is not None:
+                cursor = await db.run(start.resolve)
+                if self._start is not None and self._start is not start:
+                    continue  # another start came while this one was resolved: that one holds
+                self.cursor, self._start = cursor, None
             yield Item("subscribed", self.cursor)
             async with aclosing(self._run(tailer)) as run:
                 async for item in run:

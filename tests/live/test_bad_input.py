@@ -124,6 +124,12 @@ async def test_oversized_and_binary_messages_close_only_that_client(tailer, toke
     assert (await binary.receive_json_from(timeout=30))["error"] == "unsupported_data"
     assert (await binary.receive_output(timeout=30))["code"] == 1003
 
+    # Nothing more goes to a client after the close (a server refuses a send after it): not the
+    # answer to a message the client sent before it saw the close, not the feed's next events.
+    for closed in (big, binary):
+        await closed.send_to(text_data='{"type": "ping"}')
     position = await append_one("task.still-served")
     assert [e["position"] for e in await receive_events(bystander, 1)] == [position]
+    for closed in (big, binary):
+        assert await closed.receive_nothing(timeout=0.5)
     await bystander.disconnect()

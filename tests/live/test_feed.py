@@ -61,6 +61,30 @@ async def test_a_batch_larger_than_the_buffer_is_taken_by_a_client_that_keeps_up
     await items.aclose()
 
 
+async def test_a_start_that_comes_while_the_first_is_resolved_holds(tailer, monkeypatch):
+    """A client's ``filter`` message with a ``from``, sent right after connecting, lands while the
+    feed resolves its first start in a thread: the later start wins, and is not lost."""
+    from live import db
+
+    first = await append_one("race.one")
+    second = await append_one("race.two")
+    feed = Feed(EventFilter(types=["race.*"]), Start("position", second), heartbeat=0)
+    run = db.run
+
+    async def racing(function, *args, **kwargs):
+        if getattr(function, "__self__", None) == Start("position", second):
+            feed.change(feed.filter, Start("beginning"))
+        return await run(function, *args, **kwargs)
+
+    monkeypatch.setattr(db, "run", racing)
+    items = feed.items()
+    subscribed = await anext(items)
+    assert (subscribed.kind, subscribed.position) == ("subscribed", 0)
+    events = await anext(items)
+    assert [live.position for live in events.events] == [first, second]
+    await items.aclose()
+
+
 async def test_an_idle_feed_sends_heartbeats_and_then_the_next_event(tailer):
     feed = Feed(EventFilter(types=["beat.*"]), Start("now"), heartbeat=0.05)
     items = feed.items()
