@@ -19,7 +19,7 @@ from django.utils import timezone
 from events import horizon as horizon_
 from events.cloudevents import STREAM_NAME
 from flunq_events import db
-from flunq_events.errors import Conflict, NotFound, StreamDeleted
+from flunq_events.errors import Conflict, InvalidRequest, NotFound, StreamDeleted
 from streams.models import Stream
 
 # Two forms of the same columns. Read in binary (``db.rows``: psycopg builds timestamps in C), the
@@ -87,6 +87,25 @@ def to_cloudevent(row: tuple) -> dict[str, Any]:
 
 def _like_prefix(prefix: str) -> str:
     return prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+MAX_TYPE_PATTERNS = 100
+
+
+def check_type_patterns(types: list[str], name: str) -> list[str]:
+    """``types`` as every reader takes them (REST, websockets, SSE, gRPC): exact types or prefix
+    wildcards (``task.*``), at most ``MAX_TYPE_PATTERNS``; ``InvalidRequest`` naming ``name``."""
+    for pattern in types:
+        if "*" in pattern[:-1]:
+            raise InvalidRequest(
+                f"{name}: a wildcard is allowed only at the end (task.*), got {pattern[:60]!r}",
+                parameter=name,
+            )
+    if len(types) > MAX_TYPE_PATTERNS:
+        raise InvalidRequest(
+            f"{name}: at most {MAX_TYPE_PATTERNS} patterns, got {len(types)}", parameter=name
+        )
+    return types
 
 
 @dataclass

@@ -52,7 +52,7 @@ def event_filter(query) -> selectors.EventFilter:
     values = [params.text({"type": value}, "type") for value in query.getlist("type")]
     types = [t.strip() for value in values for t in value.split(",") if t.strip()]
     return selectors.EventFilter(
-        types=types,
+        types=selectors.check_type_patterns(types, "type"),
         since=params.moment(query, "since"),
         until=params.moment(query, "until"),
         **{name: params.text(query, name) for name in (*selectors.EventFilter.EQUALITY, "category")},

@@ -187,6 +187,7 @@ def moment(timestamp: Timestamp, name: str) -> datetime:
 
 def event_filter(message: pb.EventFilter) -> selectors.EventFilter:
     types = [text(value, "filter.types", required=True) for value in message.types]
+    selectors.check_type_patterns(types, "filter.types")
     names = (*selectors.EventFilter.EQUALITY, "category")
     return selectors.EventFilter(
         types=types,

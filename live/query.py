@@ -16,14 +16,13 @@ from datetime import datetime
 from typing import Any
 
 from events import horizon, selectors
-from events.cloudevents import parse_time
-from events.selectors import EventFilter
+from events.cloudevents import check_stream_name, parse_time
+from events.selectors import EventFilter, check_type_patterns
 from flunq_events.errors import InvalidRequest, ServiceError
 from flunq_events.numbers import is_digits
 
 FILTERS = ("types", "stream", "category", "workflowid", "executionid", "tenantid", "source")
 START = "from"
-MAX_TYPES = 100
 MAX_TEXT = 2048
 POSITION_MAX = 2**63 - 1
 
@@ -92,17 +91,9 @@ def parse_types(values: Sequence[Any]) -> list[str]:
     for value in values:
         for item in _text("types", value).split(","):
             pattern = item.strip()
-            if not pattern:
-                continue
-            if "*" in pattern[:-1]:
-                raise InvalidRequest(
-                    f"types: a wildcard is allowed only at the end (task.*), got {pattern[:60]!r}",
-                    parameter="types",
-                )
-            types.append(pattern)
-    if len(types) > MAX_TYPES:
-        raise InvalidRequest(f"types: at most {MAX_TYPES} patterns, got {len(types)}", parameter="types")
-    return types
+            if pattern:
+                types.append(pattern)
+    return check_type_patterns(types, "types")
 
 
 def parse_filter(values: Mapping[str, Sequence[Any]], *, stream: str | None = None) -> EventFilter:
@@ -118,7 +109,7 @@ def parse_filter(values: Mapping[str, Sequence[Any]], *, stream: str | None = No
             raise InvalidRequest("stream is given by the path /ws/streams/{stream}", parameter=name)
         setattr(filter_, name, _text(name, given[0]))
     if stream is not None:
-        filter_.stream = _text("stream", stream)
+        filter_.stream = check_stream_name(_text("stream", stream))
     return filter_
 
 

@@ -153,6 +153,8 @@ def test_json_in_another_charset_than_utf8_is_refused(api):
         ("types=task.started", ["unknown", "types"]),
         ("min_position=x", ["min_position"]),
         ("format=xml", ["unknown", "format"]),  # not a renderer switch
+        ("type=task*started", ["type", "wildcard"]),
+        ("type=" + ",".join(f"t{i}" for i in range(101)), ["type", "at most 100"]),
     ],
 )
 def test_bad_query_parameters(api, query, words):

@@ -84,6 +84,12 @@ def test_invalid_fields_name_what_is_wrong(client):
         (client.events.ReadStream, pb.ReadStreamRequest(stream="s\x00"), "stream"),
         (client.events.ReadAll, pb.ReadAllRequest(after=-1), "after"),
         (client.events.ReadAll, pb.ReadAllRequest(filter=pb.EventFilter(source="a\x00b")), "source"),
+        (client.events.ReadAll, pb.ReadAllRequest(filter=pb.EventFilter(types=["a*b"])), "filter.types"),
+        (
+            client.events.ReadAll,
+            pb.ReadAllRequest(filter=pb.EventFilter(types=[f"t{i}" for i in range(101)])),
+            "filter.types",
+        ),
         (client.events.GetEvent, pb.GetEventRequest(), "id"),
         (client.snapshots.SaveSnapshot, pb.SaveSnapshotRequest(stream="s-1", version=0), "state_json"),
         (

@@ -44,6 +44,11 @@ async def test_bad_queries_close_with_4400_and_say_why(tailer, token_for):
         assert close["code"] == 4400 and close["reason"], query
 
 
+async def test_stream_route_refuses_a_name_no_stream_can_have(tailer, token_for):
+    error, close = await refused("/ws/streams/a%0Ab", await token_for())
+    assert "stream name" in error["message"] and close["code"] == 4400
+
+
 async def test_stream_route_refuses_a_stream_parameter(tailer, token_for):
     error, close = await refused("/ws/streams/task?stream=other", await token_for())
     assert "given by the path" in error["message"] and close["code"] == 4400
