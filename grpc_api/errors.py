@@ -64,8 +64,8 @@ def _text(value) -> str:
     return value if isinstance(value, str) else orjson.dumps(value, default=str).decode()
 
 
-# The three carry the error in the call's trailers, whose size clients cap (grpcio: 8 KiB, and a
-# hard 16 KiB past which the client reports RESOURCE_EXHAUSTED instead of the status). An error
+# The message, the details and flunq-error travel in the call's trailers, whose size clients cap
+# (grpcio: 8 KiB, and a hard 16 KiB past which it reports RESOURCE_EXHAUSTED instead). An error
 # can echo the input (a 2,000-character id; the schema errors of a whole batch), so each part is
 # bounded: the message in UTF-8 bytes (sent percent-encoded, up to 3 characters a byte), the
 # details and the JSON body in their encoded size, dropping the extra fields when they do not fit.
