@@ -155,13 +155,17 @@ class Deliverer:
             if head.event is None:  # purged from the log after it was enqueued
                 outcomes.append((head, webhooks.Outcome("ok", error="event purged; nothing sent")))
                 continue
-            outcome = webhooks.send(
-                client,
-                subscription.url,
-                subscription.secret,
-                message_id(subscription.id, head),
-                webhooks.encode(head.event),
-            )
+            try:
+                outcome = webhooks.send(
+                    client,
+                    subscription.url,
+                    subscription.secret,
+                    message_id(subscription.id, head),
+                    webhooks.encode(head.event),
+                )
+            except Exception as exc:  # a receiver's answer no code here foresaw: this attempt fails
+                logger.exception("webhook attempt failed unexpectedly")
+                outcome = webhooks.Outcome("retry", error=f"internal error: {type(exc).__name__}")
             outcomes.append((head, outcome))
             if outcome.kind != "ok":
                 break

@@ -7,7 +7,10 @@ over ``{id}.{timestamp}.{body}`` with the subscription's ``whsec_`` secret.
 
 The connection goes to the address ``ssrf.check_url`` approved (the URL's host is sent as ``Host``
 and as TLS SNI, and the certificate is verified against it), redirects are not followed, proxies
-from the environment are ignored, and the timeout is ``WEBHOOK_TIMEOUT_SECONDS``.
+from the environment are ignored, and the timeout is ``WEBHOOK_TIMEOUT_SECONDS``: for each step of
+the request, and for the whole response once its status line has come. Of the response's body at
+most ``MAX_ERROR_BYTES`` are read for the error of a failed attempt, and ``MAX_DRAINED_BYTES`` of
+a 2xx's: a receiver that trickles or streams its body holds neither a worker thread nor its memory.
 
 ``Outcome.kind`` tells the delivery loop what to do: ``ok`` (2xx), ``gone`` (410: disable the
 subscription), ``retry`` (anything else; ``retry_after`` set from a 429/503 ``Retry-After``).
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -32,6 +36,8 @@ from subscriptions.ssrf import UnsafeURL, check_url
 USER_AGENT = "flunq-events-webhooks/1"
 CONTENT_TYPE = "application/cloudevents+json"
 MAX_RETRY_AFTER = 24 * 3600.0
+MAX_ERROR_BYTES = 200  # of a failed attempt's body, kept as its error
+MAX_DRAINED_BYTES = 64 * 1024  # of a 2xx's body, read only to keep the connection
 
 
 def encode(event: dict) -> bytes:
@@ -71,7 +77,7 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
         return min(float(value), MAX_RETRY_AFTER)
     try:
         moment = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # Overflow: a year of 20 digits
         return None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
@@ -101,35 +107,59 @@ def send(client: httpx.Client, url: str, secret: str, message_id: str, body: byt
         "host": target.host_header,
         **signed_headers(secret, message_id, text),
     }
-    response = None
+    error = Outcome("retry", error="the host has no address to connect to")
     for address in target.addresses:
         try:
-            response = client.post(
+            with client.stream(
+                "POST",
                 target.connect_url(address),
                 content=body,
                 headers=headers,
                 extensions={"sni_hostname": target.host},
-            )
-            break
+            ) as response:
+                return _outcome(response, time.monotonic() + settings.WEBHOOK_TIMEOUT_SECONDS)
         except httpx.ConnectError as exc:
             # The next checked address of the same host may answer (IPv6 first, IPv4 listening).
-            error = Outcome("retry", error=f"cannot connect to {address}: {exc}"[:500])
+            error = Outcome("retry", error=_printable(f"cannot connect to {address}: {exc}"))
         except httpx.TimeoutException as exc:
             return Outcome(
                 "retry", error=f"timeout after {settings.WEBHOOK_TIMEOUT_SECONDS}s: {type(exc).__name__}"
             )
         except httpx.HTTPError as exc:
-            return Outcome("retry", error=f"{type(exc).__name__}: {exc}"[:500])
-    if response is None:
-        return error
+            return Outcome("retry", error=_printable(f"{type(exc).__name__}: {exc}"))
+    return error
+
+
+def _outcome(response: httpx.Response, deadline: float) -> Outcome:
     status = response.status_code
     if 200 <= status < 300:
+        _head(response, deadline, MAX_DRAINED_BYTES)  # read to its end, the connection is kept
         return Outcome("ok", status=status)
     if status == 410:
         return Outcome("gone", status=status, error="the receiver answered 410 Gone")
     if 300 <= status < 400:
         location = response.headers.get("location", "")[:200]
-        return Outcome("retry", status=status, error=f"redirect to {location!r} not followed")
+        return Outcome("retry", status=status, error=_printable(f"redirect to {location!r} not followed"))
     retry_after = parse_retry_after(response.headers.get("retry-after")) if status in (429, 503) else None
-    snippet = response.text[:200] if response.content else ""
+    snippet = _printable(_head(response, deadline).decode("utf-8", "replace"))
     return Outcome("retry", status=status, error=f"HTTP {status} {snippet}".strip(), retry_after=retry_after)
+
+
+def _head(response: httpx.Response, deadline: float, limit: int = MAX_ERROR_BYTES) -> bytes:
+    """The first ``limit`` bytes of the body as sent (not decompressed), or what came of them by
+    ``deadline``. A body read to its end leaves the connection for the next request; one cut
+    short closes it."""
+    data = b""
+    try:
+        for chunk in response.iter_raw():
+            data += chunk
+            if len(data) >= limit or time.monotonic() > deadline:
+                break
+    except httpx.HTTPError:
+        pass  # the status says enough
+    return data[:limit]
+
+
+def _printable(text: str) -> str:
+    """At most 500 characters, without NUL (PostgreSQL text refuses it)."""
+    return text[:500].replace("\x00", "\ufffd")

@@ -32,12 +32,15 @@ class Received:
 
 @dataclass
 class Receiver:
-    """A webhook receiver. ``respond(received) -> (status, headers)`` decides each answer."""
+    """A webhook receiver. ``respond(received) -> (status, headers)`` decides each answer; a third
+    item, the body, is bytes, or an iterable of bytes written one by one with ``body_pause``
+    seconds between them and no ``content-length`` (the connection's end ends it)."""
 
     url: str
     received: list[Received] = field(default_factory=list)
     respond: Callable[[Received], tuple[int, dict[str, str]]] = lambda r: (200, {})
     lock: threading.Lock = field(default_factory=threading.Lock)
+    body_pause: float = 0.0
 
     def events(self, status: int | None = None) -> list[dict[str, Any]]:
         with self.lock:
@@ -55,15 +58,27 @@ def _handler(receiver: Receiver):
             item = Received(
                 self.path, {k.lower(): v for k, v in self.headers.items()}, self.rfile.read(length)
             )
-            status, headers = receiver.respond(item)
+            status, headers, *body = receiver.respond(item)
             item.status = status
             with receiver.lock:
                 receiver.received.append(item)
             self.send_response(status)
             for name, value in headers.items():
                 self.send_header(name, value)
-            self.send_header("content-length", "0")
+            if not body or isinstance(body[0], bytes):
+                content = body[0] if body else b""
+                self.send_header("content-length", str(len(content)))
+                self.end_headers()
+                self.wfile.write(content)
+                return
             self.end_headers()
+            try:
+                for chunk in body[0]:
+                    self.wfile.write(chunk)
+                    self.wfile.flush()
+                    time.sleep(receiver.body_pause)
+            except OSError:
+                pass  # the client went away
 
         def log_message(self, *args):
             pass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 import pytest
@@ -9,6 +10,7 @@ from django.utils import timezone
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
+from subscriptions import webhooks
 from subscriptions.delivery import Deliverer
 from subscriptions.models import DeadLetter, Subscription, SubscriptionStream
 from tests.subscriptions.conftest import append_to, caught_up, run_until
@@ -233,3 +235,46 @@ def test_a_host_name_is_sent_as_host_while_connecting_to_the_checked_address(
     create(api, receiver, url=f"http://localhost:{port}/hook")
     run_until(deliverer.step, lambda: len(receiver.ok_events()) == 1)
     assert receiver.received[0].headers["host"] == f"localhost:{port}"
+
+
+def test_a_retry_after_date_past_any_calendar_is_ignored():
+    assert webhooks.parse_retry_after("Mon, 01 Jan 99999999999999999999 00:00:00 GMT") is None
+    assert webhooks.parse_retry_after("\u00b2") is None
+    assert webhooks.parse_retry_after("9" * 40) == webhooks.MAX_RETRY_AFTER
+
+
+def _send(receiver) -> tuple[webhooks.Outcome, float]:
+    started = time.monotonic()
+    with webhooks.new_client() as client:
+        outcome = webhooks.send(client, receiver.url, webhooks.new_secret(), "msg_1", b'{"id": "1"}')
+    return outcome, time.monotonic() - started
+
+
+def test_a_body_that_trickles_holds_the_sender_no_longer_than_the_timeout(allow_local, receiver, settings):
+    settings.WEBHOOK_TIMEOUT_SECONDS = 1
+    receiver.body_pause = 0.2
+    for status in (200, 500):
+        receiver.respond = lambda r, status=status: (status, {}, (b"x" for _ in range(100)))  # 20 s
+        outcome, took = _send(receiver)
+        assert outcome.kind == ("ok" if status == 200 else "retry") and took < 5, (status, took)
+
+
+def test_of_a_large_or_unreadable_error_body_only_a_printable_head_is_kept(allow_local, receiver):
+    receiver.respond = lambda r: (500, {}, b"bad\x00nul \xff\xfe" + b"y" * 5_000_000)
+    outcome, _ = _send(receiver)
+    assert outcome.kind == "retry" and "\x00" not in outcome.error and len(outcome.error) < 300
+    assert outcome.error.startswith("HTTP 500 bad\ufffdnul \ufffd\ufffd")
+    receiver.respond = lambda r: (200, {}, b"z" * 5_000_000)
+    assert _send(receiver)[0].kind == "ok"
+
+
+def test_a_receiver_answering_nul_fails_its_own_attempt_only(api, allow_local, receiver_factory, deliverer):
+    """The error is stored with the attempt; a NUL in it would fail the whole step's transaction."""
+    nul, fine = receiver_factory(), receiver_factory()
+    nul.respond = lambda r: (500, {}, b"bad\x00nul")
+    append_to("nul-1", 1)
+    append_to("fine-1", 1)
+    create(api, nul, name="nul", filter={"stream": "nul-1"}, retry={"max_attempts": 1, "backoff": [0]})
+    create(api, fine, name="fine", filter={"stream": "fine-1"})
+    run_until(deliverer.step, lambda: len(fine.ok_events()) == 1 and DeadLetter.objects.count() == 1)
+    assert "\x00" not in DeadLetter.objects.get().last_error
