@@ -1,6 +1,8 @@
 """Admin for subscriptions: state and lag at a glance, pause/resume, dead letters, replays.
 
-Every change goes through ``subscriptions.services`` (the same code the API uses).
+Every change goes through ``subscriptions.services`` (the same code the API uses): the actions
+here, or ``PATCH /api/v1/subscriptions/{id}``. The change page only shows a subscription; a form
+of its own would skip the API's checks (URLs, retry schedule, filters).
 """
 
 from __future__ import annotations
@@ -62,6 +64,12 @@ class SubscriptionAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request) -> bool:
         return False  # created over the API, which checks the URL and returns the secret once
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in self.model._meta.fields if f.name not in self.exclude]
+
+    def save_model(self, request, obj, form, change) -> None:
+        pass  # nothing on the change page is editable
 
     @admin.display(description="target")
     def target(self, obj: Subscription) -> str:

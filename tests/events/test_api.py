@@ -211,3 +211,13 @@ def test_create_token_command_prints_only_the_token(capsys):
     assert token.startswith("flq_") and "\n" not in token
     principal = authenticate_token(token)
     assert principal.scopes == frozenset({"events:read"}) and principal.tenant == "acme"
+
+
+@pytest.mark.parametrize(
+    "args", [["x" * 201], [""], ["a\nb"], ["ok", "--tenant", ""], ["ok", "--tenant", "t" * 201]]
+)
+def test_create_token_refuses_names_and_tenants_it_cannot_store(args):
+    from django.core.management import CommandError, call_command
+
+    with pytest.raises(CommandError, match="1 to 200 printable characters"):
+        call_command("create_token", *args)

@@ -70,3 +70,16 @@ def test_replay_from_action(admin_client, parked):
     assert admin_client.get("/admin/subscriptions/replayjob/").status_code == 200
     admin_client.post("/admin/subscriptions/replayjob/", {"action": "cancel", "_selected_action": [job.id]})
     assert ReplayJob.objects.get().state == "canceled"
+
+
+def test_the_change_page_shows_and_changes_nothing(admin_client, parked):
+    """Saving it once wrote '' for every empty filter field: a filter matching nothing."""
+    before = Subscription.objects.filter(id=parked.id).values().get()
+    page = admin_client.get(f"{CHANGELIST}{parked.id}/change/")
+    assert page.status_code == 200 and 'name="url"' not in page.content.decode()
+    response = admin_client.post(
+        f"{CHANGELIST}{parked.id}/change/",
+        {"name": "renamed", "url": "ftp://x", "source": "", "stream": "", "max_attempts": "0", "_save": "1"},
+    )
+    assert response.status_code == 302
+    assert Subscription.objects.filter(id=parked.id).values().get() == before

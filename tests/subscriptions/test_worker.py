@@ -82,3 +82,11 @@ def test_listener_wakes_on_an_append():
         run_until(lambda: False, lambda: listener.wait(0.5))
     finally:
         listener.close()
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "513"])
+def test_deliver_refuses_a_concurrency_out_of_range(value):
+    from django.core.management import CommandError, call_command
+
+    with pytest.raises(CommandError, match="--concurrency"):
+        call_command("deliver", "--once", "--concurrency", value)

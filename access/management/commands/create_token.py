@@ -19,6 +19,9 @@ class Command(BaseCommand):
         parser.add_argument("--tenant", help="bind the token to one tenant")
 
     def handle(self, *args, name: str, scope: list[str] | None, tenant: str | None, **options):
+        for label, value in (("NAME", name), ("--tenant", tenant)):
+            if value is not None and not (0 < len(value) <= 200 and value.isprintable()):
+                raise CommandError(f"{label}: 1 to 200 printable characters, got {len(value)} characters")
         if ApiToken.objects.filter(name=name).exists():
             raise CommandError(f"a token named {name!r} exists already")
         _, token = ApiToken.issue(name, scope or ["events:read", "events:write"], tenant)

@@ -13,7 +13,7 @@ import signal
 import threading
 
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError, connection
 
 from subscriptions import queue
@@ -31,6 +31,8 @@ class Command(BaseCommand):
         parser.add_argument("--once", action="store_true", help="run steps until idle, then exit")
 
     def handle(self, *args, concurrency: int | None = None, once: bool = False, **options) -> None:
+        if concurrency is not None and not 1 <= concurrency <= 512:
+            raise CommandError(f"--concurrency: 1 to 512 (as DELIVER_CONCURRENCY), got {concurrency}")
         # One INFO line per webhook request from httpx would drown the worker's own log.
         logging.getLogger("httpx").setLevel(logging.WARNING)
         stop = threading.Event()
