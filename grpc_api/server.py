@@ -60,9 +60,10 @@ class GrpcServer:
 
     async def start(self) -> int:
         """Bind and start serving; returns the port (useful when 0 asked for a free one)."""
-        self.port = self.server.add_insecure_port(f"{self.host}:{self.port}")
-        if not self.port:
+        bound = self.server.add_insecure_port(f"{self.host}:{self.port}")  # RuntimeError if it cannot
+        if not bound:
             raise OSError(f"cannot listen on {self.host}:{self.port}")
+        self.port = bound
         await self.server.start()
         for name in ["", *(service.full_name for service in SERVICES)]:
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)

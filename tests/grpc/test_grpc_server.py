@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import socket
+import subprocess
+import sys
+
+import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
@@ -38,3 +43,18 @@ def test_health_and_reflection(channel):
         timeout=10,
     )
     assert any(reply.file_descriptor_response.file_descriptor_proto for reply in replies)
+
+
+def test_grpcserver_refuses_a_port_out_of_range_or_taken():
+    from django.core.management import CommandError, call_command
+
+    with pytest.raises(CommandError, match="--port: 0 to 65535"):
+        call_command("grpcserver", "--port", "99999")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        done = subprocess.run(  # a subprocess: were the port taken after all, it would serve on
+            [sys.executable, "manage.py", "grpcserver", "--port", port], capture_output=True, timeout=60
+        )
+    assert done.returncode != 0 and b"cannot listen on 127.0.0.1" in done.stderr, done.stderr[-2000:]

@@ -6,7 +6,7 @@ import asyncio
 import signal
 
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 
 class Command(BaseCommand):
@@ -18,13 +18,18 @@ class Command(BaseCommand):
         parser.add_argument("--grace", type=float, default=5.0, help="seconds to let calls finish on stop")
 
     def handle(self, *args, host: str, port: int | None, grace: float, **options) -> None:
+        if port is not None and not 0 <= port <= 65535:  # 0: any free port
+            raise CommandError(f"--port: 0 to 65535, got {port}")
         asyncio.run(self.serve(host, settings.GRPC_PORT if port is None else port, grace))
 
     async def serve(self, host: str, port: int, grace: float) -> None:
         from grpc_api.server import GrpcServer
 
         server = GrpcServer(host=host, port=port)
-        bound = await server.start()
+        try:
+            bound = await server.start()
+        except (RuntimeError, OSError) as exc:  # grpcio: "Failed to bind to address ..."
+            raise CommandError(f"cannot listen on {host}:{port}: {exc}") from None
         self.stdout.write(f"gRPC serving on {host}:{bound}", ending="\n")
         self.stdout.flush()
         stop = asyncio.Event()
