@@ -22,7 +22,7 @@ import uuid
 from collections.abc import Callable
 
 from asgiref.sync import iscoroutinefunction
-from django.http import HttpRequest, HttpResponseBase
+from django.http import HttpRequest, HttpResponseBadRequest, HttpResponseBase
 from django.utils.decorators import sync_and_async_middleware
 
 from access.principal import Principal
@@ -105,5 +105,30 @@ def request_observation(get_response: Callable) -> Callable:
                 return _finish(request, response, started, rid)
             finally:
                 logs.request_id.reset(token)
+
+    return middleware
+
+
+def _nul_in_admin_address(request: HttpRequest) -> HttpResponseBadRequest | None:
+    if request.path.startswith("/admin/") and (
+        "\x00" in request.path or "%00" in request.META.get("QUERY_STRING", "")
+    ):
+        return HttpResponseBadRequest("NUL (%00) in the address: PostgreSQL text cannot hold it")
+    return None
+
+
+@sync_and_async_middleware
+def admin_refuses_nul(get_response: Callable) -> Callable:
+    """The admin's filters, searches and object ids go into queries of text columns, which refuse
+    NUL with an error (a 500): a 400 says what is wrong. The API checks its own input."""
+    if iscoroutinefunction(get_response):
+
+        async def middleware(request: HttpRequest) -> HttpResponseBase:
+            return _nul_in_admin_address(request) or await get_response(request)
+
+    else:
+
+        def middleware(request: HttpRequest) -> HttpResponseBase:
+            return _nul_in_admin_address(request) or get_response(request)
 
     return middleware

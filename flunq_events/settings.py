@@ -212,6 +212,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # First: a request id, one JSON log line and HTTP metrics per request (docs/deploy.md).
     "flunq_events.middleware.request_observation",
+    "flunq_events.middleware.admin_refuses_nul",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",

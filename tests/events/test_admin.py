@@ -31,3 +31,16 @@ def test_stream_actions_soft_delete_then_purge(admin_client):
     admin_client.post("/admin/streams/stream/", {"action": "soft_delete", "_selected_action": ["junk-1"]})
     admin_client.post("/admin/streams/stream/", {"action": "purge", "_selected_action": ["junk-1"]})
     assert Event.objects.filter(stream="junk-1").count() == 0
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/admin/events/event/?stream=%00",
+        "/admin/subscriptions/subscription/?state=%00",
+        "/admin/streams/stream/%00/change/",
+    ],
+)
+def test_a_nul_in_an_admin_address_is_a_400(admin_client, path):
+    response = admin_client.get(path)
+    assert response.status_code == 400 and b"NUL" in response.content
