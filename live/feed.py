@@ -74,6 +74,7 @@ class Feed:
         self.heartbeat = heartbeat or None
         self._start: Start | None = start
         self._restart = False
+        self._changes = 0  # change() calls so far: a start that came while another was resolved
         self._mailbox: Mailbox | None = None
 
     def change(self, filter_: EventFilter, start: Start | None = None) -> None:
@@ -82,6 +83,7 @@ class Feed:
         self._everything = _matches_everything(filter_)
         self._start = start
         self._restart = True
+        self._changes += 1
         if self._mailbox is not None:
             self._mailbox.wake()
 
@@ -89,10 +91,10 @@ class Feed:
         tailer = get_tailer()
         while True:
             self._restart = False
-            start = self._start
+            start, changes = self._start, self._changes
             if start is not None:
                 cursor = await db.run(start.resolve)
-                if self._start is not None and self._start is not start:
+                if self._changes != changes and self._start is not None:
                     continue  # another start came while this one was resolved: that one holds
                 self.cursor, self._start = cursor, None
             yield Item("subscribed", self.cursor)

@@ -8,7 +8,8 @@ over ``{id}.{timestamp}.{body}`` with the subscription's ``whsec_`` secret.
 The connection goes to the address ``ssrf.check_url`` approved (the URL's host is sent as ``Host``
 and as TLS SNI, and the certificate is verified against it), redirects are not followed, proxies
 from the environment are ignored, and the timeout is ``WEBHOOK_TIMEOUT_SECONDS``: for each step of
-the request, and for the whole response once its status line has come. Of the response's body at
+the request, and for the whole body once the status line has come (checked as each piece of it
+arrives: a body that stops costs one more read's timeout). Of the response's body at
 most ``MAX_ERROR_BYTES`` are read for the error of a failed attempt, and ``MAX_DRAINED_BYTES`` of
 a 2xx's: a receiver that trickles or streams its body holds neither a worker thread nor its memory.
 
@@ -104,6 +105,8 @@ def send(client: httpx.Client, url: str, secret: str, message_id: str, body: byt
     text = body.decode("utf-8")
     headers = {
         "content-type": CONTENT_TYPE,
+        # The error kept is the body's first bytes as sent: no compressed answers (and no bombs).
+        "accept-encoding": "identity",
         "host": target.host_header,
         **signed_headers(secret, message_id, text),
     }

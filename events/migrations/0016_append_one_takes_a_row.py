@@ -1,5 +1,6 @@
 """Re-run events/sql/log.sql: flunq_append_one takes the event as a row (flunq_new_event) whose
-attributes are the caller's parameters, instead of JSON it parsed on every append."""
+attributes are the caller's parameters, instead of JSON it parsed on every append. The JSON form
+stays, as a wrapper, for processes of the release before while a rolling deploy migrates."""
 
 from pathlib import Path
 

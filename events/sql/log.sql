@@ -289,7 +289,6 @@ EXCEPTION WHEN duplicate_object THEN NULL;
 END $$;
 -- Earlier versions took the event as JSON (migration 0016 changed it).
 DROP FUNCTION IF EXISTS flunq_append_one(jsonb, text, text);
-DROP FUNCTION IF EXISTS flunq_append_one(json, text, text);
 CREATE OR REPLACE FUNCTION flunq_append_one(p_event flunq_new_event, p_expected text DEFAULT 'any',
                                             p_tenant text DEFAULT NULL)
 RETURNS flunq_appended
@@ -340,6 +339,15 @@ BEGIN
             coalesce(p_event.extensions, '{}'), v_draw.o_time, decode(p_event.hash, 'hex'));
     RETURN v_out;
 END $$;
+
+-- The JSON form of the release before migration 0016, for its processes still running while a
+-- rolling deploy migrates (the service no longer calls it): the same function, the event parsed.
+CREATE OR REPLACE FUNCTION flunq_append_one(p_event json, p_expected text DEFAULT 'any',
+                                            p_tenant text DEFAULT NULL)
+RETURNS flunq_appended
+LANGUAGE sql AS $$
+    SELECT flunq_append_one(json_populate_record(NULL::flunq_new_event, p_event), p_expected, p_tenant)
+$$;
 
 CREATE OR REPLACE FUNCTION flunq_events_guard() RETURNS trigger
 LANGUAGE plpgsql AS $$

@@ -439,3 +439,16 @@ def test_a_batch_that_deadlocks_with_a_concurrent_writer_gets_an_answer_not_an_e
     error = outcome.get("error")
     assert error is None or isinstance(error, ServiceError), repr(error)
     assert isinstance(error, DuplicateEventConflict)  # the other's x and y are stored, with other content
+
+
+def test_the_json_form_of_the_single_append_still_appends_for_a_rolling_deploy():
+    """Processes of the release before migration 0016 send the event as JSON while it migrates."""
+    row = new_event(executionid="rolling").row("execution-rolling")
+    with psycopg.connect(database_url_of_test_db(), autocommit=True) as conn:
+        appended = conn.execute(
+            "SELECT o_stream, o_version FROM flunq_append_one(%s::json, %s, %s)",
+            (orjson.dumps(row).decode(), "any", None),
+        ).fetchone()
+    assert appended == ("execution-rolling", 0)
+    again = services.append([new_event(id=row["id"], executionid="rolling")]).events[0]
+    assert (again.version, again.duplicate) == (0, True)  # the same event, stored once

@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -55,6 +56,9 @@ def test_grpcserver_refuses_a_port_out_of_range_or_taken():
         taken.listen()
         port = str(taken.getsockname()[1])
         done = subprocess.run(  # a subprocess: were the port taken after all, it would serve on
-            [sys.executable, "manage.py", "grpcserver", "--port", port], capture_output=True, timeout=60
+            [sys.executable, "manage.py", "grpcserver", "--port", port],
+            cwd=Path(__file__).resolve().parents[2],
+            capture_output=True,
+            timeout=60,
         )
     assert done.returncode != 0 and b"cannot listen on 127.0.0.1" in done.stderr, done.stderr[-2000:]

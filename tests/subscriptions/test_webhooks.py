@@ -278,3 +278,9 @@ def test_a_receiver_answering_nul_fails_its_own_attempt_only(api, allow_local, r
     create(api, fine, name="fine", filter={"stream": "fine-1"})
     run_until(deliverer.step, lambda: len(fine.ok_events()) == 1 and DeadLetter.objects.count() == 1)
     assert "\x00" not in DeadLetter.objects.get().last_error
+
+
+def test_answers_are_asked_for_uncompressed(allow_local, receiver):
+    """The error kept is the body's first bytes: a gzipped error page would be noise."""
+    _send(receiver)
+    assert receiver.received[0].headers["accept-encoding"] == "identity"

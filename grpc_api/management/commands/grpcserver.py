@@ -28,8 +28,10 @@ class Command(BaseCommand):
         server = GrpcServer(host=host, port=port)
         try:
             bound = await server.start()
-        except (RuntimeError, OSError) as exc:  # grpcio: "Failed to bind to address ..."
-            raise CommandError(f"cannot listen on {host}:{port}: {exc}") from None
+        except (RuntimeError, OSError) as exc:
+            if "bind" not in str(exc).lower() and "listen" not in str(exc).lower():
+                raise
+            raise CommandError(f"cannot listen on {host}:{port}: {exc}") from None  # grpcio: Failed to bind
         self.stdout.write(f"gRPC serving on {host}:{bound}", ending="\n")
         self.stdout.flush()
         stop = asyncio.Event()
