@@ -16,9 +16,9 @@ single-user mode (``postgres --single``) runs its statements under ``valgrind --
 twice, on a fresh copy of the database: once with ``--calls`` statements and once with twice as
 many. The difference, divided by the extra events, is the cost of one event, with start-up and
 the first calls' cache loading left out. Statements are prepared once and executed with their
-values, as the service sends them. Single-user mode reads each ``EXECUTE`` as SQL text, so the
-same is counted once more with a prepared statement that ignores its parameters, and taken off:
-what is left is the statement's own work, as over the client/server protocol.
+values, as the service sends them. Single-user mode reads each ``EXECUTE``'s arguments as SQL
+text, which the client/server protocol does not: that reading is counted on its own (the same
+statements ignoring their parameters, with and without arguments) and taken off.
 
 - ``flunq_append_one``: single events, all in one stream, as ``events.services.append`` sends them;
   against a one-row ``INSERT`` into a table with the same columns and indexes (a ceiling);
@@ -62,19 +62,31 @@ class Contender:
     params: int
     events: int = 1
 
-    def baseline(self) -> Contender:
-        """The same statements, ``statement`` doing nothing with its parameters: what reading them
-        costs. Single-user mode takes them as SQL text, lexed character by character (~180
-        instructions a byte); the client/server protocol hands the server its parameters as they
-        are. ``Cluster.per_event`` leaves this out."""
+    def reading(self) -> tuple[Contender, Contender]:
+        """What reading the statements' arguments costs, as the difference of two contenders: the
+        same statements with ``statement`` taking its parameters as text and doing nothing with
+        them (``SELECT 1``), and the same without arguments. Single-user mode takes the values as
+        SQL text, lexed a character at a time (~180 instructions a byte) and each analysed as an
+        expression; the client/server protocol hands the server each parameter's bytes. Each
+        statement's own start, run and end are in both, so they cancel. What the arguments' types
+        cost (``json`` is parsed, ``text`` is not) stays with the contender, as over the protocol.
+        ``Cluster.per_event`` takes the difference off."""
         types = ", ".join(["text"] * self.params)
-        return replace(
-            self, name=f"{self.name} (baseline)", prepare=f"PREPARE {self.statement}({types}) AS SELECT 1"
+        ignoring = replace(self, prepare=f"PREPARE {self.statement}({types}) AS SELECT 1")
+
+        def without_arguments(count: int) -> Iterator[str]:
+            return (_ARGUMENTS.sub(r"\1", line) for line in self.calls(count))
+
+        return ignoring, replace(
+            ignoring, prepare=f"PREPARE {self.statement} AS SELECT 1", calls=without_arguments
         )
 
 
 def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
+
+
+_ARGUMENTS = re.compile(r"^(EXECUTE \w+)\(.*\)$")
 
 
 def contenders() -> list[tuple[Contender, Contender]]:
@@ -173,8 +185,10 @@ class Cluster:
         )
 
     def per_event(self, contender: Contender, calls: int) -> float:
-        """Instructions per event, without reading the statements (``Contender.baseline``)."""
-        return self._difference(contender, calls) - self._difference(contender.baseline(), calls)
+        """Instructions per event, without reading the arguments as SQL text (``Contender.reading``)."""
+        with_arguments, without = contender.reading()
+        reading = self._difference(with_arguments, calls) - self._difference(without, calls)
+        return self._difference(contender, calls) - reading
 
     def _difference(self, contender: Contender, calls: int) -> float:
         """(count at 2 x calls - count at calls) / the extra events."""

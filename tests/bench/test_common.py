@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import time
 
 import psycopg
@@ -183,9 +184,10 @@ def test_the_instruction_counts_run_statements_the_database_takes():
     url = database_url_of_test_db()
     Raw(url).close()
     try:
-        with psycopg.connect(url, autocommit=True) as conn:
+        with psycopg.connect(url, autocommit=True, prepare_threshold=None) as conn:
             for pair in contenders():
-                for contender in [*pair, *(each.baseline() for each in pair)]:  # baselines write nothing
+                readings = [reading for each in pair for reading in each.reading()]
+                for contender in [*pair, *readings]:  # the readings write nothing
                     conn.execute(contender.prepare)
                     for statement in contender.calls(2):
                         conn.execute(statement)
@@ -198,12 +200,12 @@ def test_the_instruction_counts_run_statements_the_database_takes():
             conn.execute(f"DROP SEQUENCE {RAW_TABLE}_seq")
 
 
-def test_the_instruction_count_of_an_event_leaves_start_up_and_reading_the_statements_out():
+def test_the_instruction_count_of_an_event_leaves_start_up_and_reading_the_values_out():
     from bench.instructions import Cluster, Contender
 
     class Counted(Cluster):
-        """10M instructions to start, 3,000 per statement line, of which reading it takes 1,000:
-        what callgrind would report."""
+        """What callgrind would report: 10M to start, 3,000 per statement line that runs the
+        statement (1,000 for one ignoring its parameters), and 20 per character of literals."""
 
         def __init__(self) -> None:
             self.runs: list[tuple[str, int]] = []
@@ -214,14 +216,24 @@ def test_the_instruction_count_of_an_event_leaves_start_up_and_reading_the_state
         def single(self, database: str, statements: str, *, count: bool = False) -> int:
             prepare, lines = statements.split("\n", 1)[0], statements.count("\n")
             self.runs.append((prepare, lines))
-            return 10_000_000 + (1_000 if prepare.endswith("SELECT 1") else 3_000) * lines
+            per_line = 1_000 if prepare.endswith("SELECT 1") else 3_000
+            return (
+                10_000_000
+                + per_line * lines
+                + 20 * sum(len(m) - 2 for m in re.findall(r"'[^']*'", statements))
+            )
 
     cluster = Counted()
     batches = Contender(
-        "batches", "PREPARE s(json) AS ...", lambda n: iter(["BEGIN", *["EXECUTE"] * (4 * n), "COMMIT"]),
-        "s", 2, events=4,
+        "batches", "PREPARE s(json) AS ...",
+        lambda n: iter(["BEGIN", *["EXECUTE s('xxxxxxxxxx')"] * (4 * n), "COMMIT"]), "s", 1, events=4,
     )  # fmt: skip
-    assert cluster.per_event(batches, 5) == 2_000  # 4 statements per batch of 4 events; BEGIN/COMMIT once
-    baseline = "PREPARE s(text, text) AS SELECT 1"
-    assert cluster.runs == [("PREPARE s(json) AS ...", 1 + 22), ("PREPARE s(json) AS ...", 1 + 42),
-                            (baseline, 1 + 22), (baseline, 1 + 42)]  # fmt: skip
+    # Per event: one statement line (3,000) and its argument's 10 characters (200, taken off).
+    assert cluster.per_event(batches, 5) == 3_000
+    ignoring = ["PREPARE s(text) AS SELECT 1"] * 2 + ["PREPARE s AS SELECT 1"] * 2  # with, without arguments
+    assert [prepare for prepare, _ in cluster.runs] == [
+        *ignoring,
+        "PREPARE s(json) AS ...",
+        "PREPARE s(json) AS ...",
+    ]
+    assert [lines for _, lines in cluster.runs] == [1 + 22, 1 + 42] * 3
