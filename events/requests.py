@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 
 from events.cloudevents import NewEvent, from_binary, from_structured, is_json_media_type
-from flunq_events.api import CLOUDEVENTS_BATCH, CLOUDEVENTS_JSON, json_charset
+from flunq_events.api import CLOUDEVENTS_BATCH, CLOUDEVENTS_JSON, utf8_charset
 from flunq_events.errors import InvalidRequest, ServiceError
 from flunq_events.jsonutil import JSONError, loads_strict
 
@@ -29,9 +29,10 @@ def events_from_request(request) -> tuple[list[NewEvent], bool]:
     meta = request.META
     content_type = meta.get("CONTENT_TYPE", "") or ""
     body = request.body
-    if is_json_media_type(content_type) and not json_charset(content_type):
+    read_as_text = is_json_media_type(content_type) or content_type.lower().lstrip().startswith("text/")
+    if read_as_text and not utf8_charset(content_type):
         raise UnsupportedMediaType(
-            f"JSON is read as UTF-8; Content-Type {content_type[:100]!r} declares another charset"
+            f"bodies are read as UTF-8; Content-Type {content_type[:100]!r} declares another charset"
         )
     if "HTTP_CE_SPECVERSION" in meta:
         headers = {key[8:].lower(): value for key, value in meta.items() if key.startswith("HTTP_CE_")}

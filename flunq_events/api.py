@@ -58,9 +58,10 @@ def charset_of(media_type: str) -> str | None:
     return charset.lower() if charset is not None else None
 
 
-def json_charset(media_type: str) -> bool:
-    """Whether a JSON body of ``media_type`` is read as it is: JSON is UTF-8 (RFC 8259), and a
-    body declared in another charset would be read wrong, so it is refused (415)."""
+def utf8_charset(media_type: str) -> bool:
+    """Whether a body of ``media_type`` read as text (JSON, ``text/*``) is read as it is: the
+    service reads UTF-8 (JSON is UTF-8, RFC 8259), and a body declared in another charset would
+    be read wrong, so it is refused (415)."""
     return charset_of(media_type) in (None, "utf-8", "utf8", "us-ascii")
 
 
@@ -70,7 +71,7 @@ class JSONParser(parsers.BaseParser):
     media_type = "application/*"
 
     def parse(self, stream, media_type=None, parser_context=None) -> Any:
-        if not json_charset(media_type or ""):
+        if not utf8_charset(media_type or ""):
             raise exceptions.UnsupportedMediaType(
                 media_type, detail=f"JSON is read as UTF-8, not {charset_of(media_type or '')}"
             )

@@ -132,6 +132,7 @@ def test_json_in_another_charset_than_utf8_is_refused(api):
     assert_refused(raw_post(api, event, content_type="application/json; charset=utf-16"), 415, "UTF-8")
     binary = {"HTTP_CE_SPECVERSION": "1.0", "HTTP_CE_ID": "b", "HTTP_CE_SOURCE": "/s", "HTTP_CE_TYPE": "t.x"}
     assert_refused(raw_post(api, b"{}", content_type="application/json; charset=latin-1", **binary), 415)
+    assert_refused(raw_post(api, b"caf\xe9", content_type="text/plain; charset=iso-8859-1", **binary), 415)
     body = '{"name": "s-1"}'
     for path in ("/api/v1/streams", "/api/v1/subscriptions"):
         assert_refused(
