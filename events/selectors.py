@@ -92,11 +92,17 @@ def _like_prefix(prefix: str) -> str:
 MAX_TYPE_PATTERNS = 100
 
 
+def is_type_pattern(pattern: str) -> bool:
+    """An exact type or a prefix wildcard (``task.*``, ``*``): a ``*`` only at the end."""
+    return "*" not in pattern[:-1]
+
+
 def check_type_patterns(types: list[str], name: str) -> list[str]:
     """``types`` as every reader takes them (REST, websockets, SSE, gRPC): exact types or prefix
-    wildcards (``task.*``), at most ``MAX_TYPE_PATTERNS``; ``InvalidRequest`` naming ``name``."""
+    wildcards (``task.*``), at most ``MAX_TYPE_PATTERNS``; ``InvalidRequest`` naming ``name``.
+    Subscriptions store theirs with the same rule (``subscriptions.inputs.types_list``)."""
     for pattern in types:
-        if "*" in pattern[:-1]:
+        if not is_type_pattern(pattern):
             raise InvalidRequest(
                 f"{name}: a wildcard is allowed only at the end (task.*), got {pattern[:60]!r}",
                 parameter=name,

@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from events.cloudevents import parse_time
+from events.selectors import MAX_TYPE_PATTERNS, is_type_pattern
 from flunq_events.errors import InvalidRequest
 from flunq_events.numbers import is_digits
 
@@ -19,7 +20,7 @@ from flunq_events.numbers import is_digits
 FILTER_FIELDS = ("types", "source", "subject", "stream", "category", "tenantid", "workflowid", "executionid",
                  "taskid", "correlationid")  # fmt: skip
 MAX_TEXT = 2048
-MAX_TYPES = 100
+MAX_TYPES = MAX_TYPE_PATTERNS
 MAX_BACKOFF_STEPS = 50
 MAX_DELAY = 7 * 24 * 3600.0
 MAX_LEASE = 12 * 3600.0
@@ -74,7 +75,7 @@ def types_list(value: Any, field: str) -> list[str]:
     result = []
     for index, item in enumerate(value):
         name = text(item, f"{field}/{index}", maximum=200)
-        if "*" in name[:-1]:
+        if not is_type_pattern(name):
             raise InvalidRequest(
                 f"{field}/{index}: {name!r} may use * only at the end (task.* or *)", field=f"{field}/{index}"
             )
