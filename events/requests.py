@@ -29,8 +29,10 @@ def events_from_request(request) -> tuple[list[NewEvent], bool]:
     meta = request.META
     content_type = meta.get("CONTENT_TYPE", "") or ""
     body = request.body
-    read_as_text = is_json_media_type(content_type) or content_type.lower().lstrip().startswith("text/")
-    if read_as_text and not utf8_charset(content_type):
+    # utf8_charset first: it is a substring test for the usual Content-Type, which has no charset.
+    if not utf8_charset(content_type) and (
+        is_json_media_type(content_type) or content_type.lower().lstrip().startswith("text/")
+    ):
         raise UnsupportedMediaType(
             f"bodies are read as UTF-8; Content-Type {content_type[:100]!r} declares another charset"
         )

@@ -54,6 +54,8 @@ class JSONRenderer(renderers.BaseRenderer):
 
 
 def charset_of(media_type: str) -> str | None:
+    if ";" not in media_type:  # no parameters: the common case, on every append
+        return None
     charset = parse_header_parameters(media_type)[1].get("charset")
     return charset.lower() if charset is not None else None
 

@@ -20,7 +20,6 @@ from flunq_events.numbers import is_digits
 FILTER_FIELDS = ("types", "source", "subject", "stream", "category", "tenantid", "workflowid", "executionid",
                  "taskid", "correlationid")  # fmt: skip
 MAX_TEXT = 2048
-MAX_TYPES = MAX_TYPE_PATTERNS
 MAX_BACKOFF_STEPS = 50
 MAX_DELAY = 7 * 24 * 3600.0
 MAX_LEASE = 12 * 3600.0
@@ -70,8 +69,10 @@ def types_list(value: Any, field: str) -> list[str]:
         return []
     if isinstance(value, str):
         value = [value]
-    if not isinstance(value, list) or len(value) > MAX_TYPES:
-        raise InvalidRequest(f"{field} must be a list of at most {MAX_TYPES} event types", field=field)
+    if not isinstance(value, list) or len(value) > MAX_TYPE_PATTERNS:
+        raise InvalidRequest(
+            f"{field} must be a list of at most {MAX_TYPE_PATTERNS} event types", field=field
+        )
     result = []
     for index, item in enumerate(value):
         name = text(item, f"{field}/{index}", maximum=200)
