@@ -64,15 +64,29 @@ def test_rewind_targets():
 
 
 def test_command_rewinds_and_refuses_bad_input():
-    call_command("relay", "--backend", "memory", "--rewind-to", "42", "--rewind-only")
+    append_load(10, writers=1, batch=10)
+    settle()
+    target = logged_events()[5][0]
+    call_command("relay", "--backend", "memory", "--rewind-to", str(target), "--rewind-only")
     row = Checkpoint.objects.get(sink="memory")
-    assert (row.position, row.epoch) == (41, 1)
+    assert (row.position, row.epoch) == (target - 1, 1)
     with pytest.raises(CommandError, match="RFC 3339"):
         call_command("relay", "--backend", "memory", "--rewind-to", "soon", "--rewind-only")
     with pytest.raises(CommandError, match="needs --rewind-to"):
         call_command("relay", "--backend", "memory", "--rewind-only")
     with pytest.raises(CommandError, match="no backend"):
         call_command("relay")
+
+
+def test_a_rewind_past_the_end_of_the_log_stops_at_the_horizon(capsys):
+    """As a subscription's checkpoint and Kafka's offset resets: a checkpoint past the end would
+    skip every event appended until the log reached it."""
+    append_load(5, writers=1, batch=5)
+    upper = settle()
+    call_command("relay", "--backend", "memory", "--rewind-to", "9" * 19, "--rewind-only")
+    assert Checkpoint.objects.get(sink="memory").position == upper
+    assert f"after position {upper}" in capsys.readouterr().out
+    assert rewind("memory", upper + 1000).position == upper
 
 
 def test_admin_pages_and_rewind_action(admin_client):

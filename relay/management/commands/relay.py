@@ -45,8 +45,8 @@ class Command(BaseCommand):
             try:
                 target = parse_target(rewind_to)
                 for alias in aliases:
-                    rewind(alias, target)
-                    self.stdout.write(f"{alias}: rewound, next event published is after position {target}")
+                    row = rewind(alias, target)
+                    self.stdout.write(f"{alias}: rewound, next event published is after position {row.position}")
             except ServiceError as exc:
                 raise CommandError(exc.message) from exc
             if rewind_only:
