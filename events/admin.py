@@ -8,10 +8,11 @@ from django.contrib import admin
 from django.utils.html import format_html
 
 from events.models import Event
+from flunq_events.admin_input import RefuseUnreadableInput
 
 
 @admin.register(Event)
-class EventAdmin(admin.ModelAdmin):
+class EventAdmin(RefuseUnreadableInput, admin.ModelAdmin):
     list_display = ("position", "type", "stream", "version", "event_id", "source", "recordedtime")
     list_filter = ("type", "recordedtime")
     search_fields = ("=event_id", "=stream", "=workflowid", "=executionid", "=correlationid")

@@ -6,6 +6,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.shortcuts import redirect, render
 
+from flunq_events.admin_input import RefuseUnreadableInput
 from flunq_events.errors import ServiceError
 from relay import status
 from relay.models import Checkpoint, DeadLetter
@@ -20,7 +21,7 @@ class RewindForm(forms.Form):
 
 
 @admin.register(Checkpoint)
-class CheckpointAdmin(admin.ModelAdmin):
+class CheckpointAdmin(RefuseUnreadableInput, admin.ModelAdmin):
     list_display = ("sink", "position", "horizon", "lag_events", "lag_seconds", "last_error", "holder",
                     "heartbeat_at", "last_published_at")  # fmt: skip
     readonly_fields = ("sink", "position", "epoch", "horizon", "lag_events", "lag_seconds", "last_error",
@@ -87,7 +88,7 @@ class CheckpointAdmin(admin.ModelAdmin):
 
 
 @admin.register(DeadLetter)
-class DeadLetterAdmin(admin.ModelAdmin):
+class DeadLetterAdmin(RefuseUnreadableInput, admin.ModelAdmin):
     list_display = ("sink", "position", "type", "stream", "event_id", "error", "created_at")
     list_filter = ("sink", "type")
     search_fields = ("=event_id", "=stream")

@@ -17,6 +17,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
+from flunq_events.admin_input import RefuseUnreadableInput
 from flunq_events.errors import ServiceError
 from flunq_events.jsonutil import JSONError, loads_strict
 from schemas import services
@@ -47,7 +48,7 @@ class SchemaVersionInline(admin.TabularInline):
 
 
 @admin.register(Subject)
-class SubjectAdmin(admin.ModelAdmin):
+class SubjectAdmin(RefuseUnreadableInput, admin.ModelAdmin):
     list_display = ("name", "latest", "effective_compatibility", "validate", "created_at")
     list_filter = ("validate", "compatibility")
     search_fields = ("name",)
@@ -142,7 +143,7 @@ class SubjectAdmin(admin.ModelAdmin):
 
 
 @admin.register(RegistryConfig)
-class RegistryConfigAdmin(admin.ModelAdmin):
+class RegistryConfigAdmin(RefuseUnreadableInput, admin.ModelAdmin):
     fields = ("compatibility",)
 
     def changelist_view(self, request, extra_context=None):

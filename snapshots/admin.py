@@ -8,11 +8,12 @@ from django.contrib import admin
 from django.urls import reverse
 from django.utils.html import format_html
 
+from flunq_events.admin_input import RefuseUnreadableInput
 from snapshots.models import Snapshot
 
 
 @admin.register(Snapshot)
-class SnapshotAdmin(admin.ModelAdmin):
+class SnapshotAdmin(RefuseUnreadableInput, admin.ModelAdmin):
     list_display = ("stream_name", "version", "type", "created_at", "events_link")
     list_filter = ("type", "created_at")
     search_fields = ("=stream__name", "stream__name__startswith")

@@ -6,12 +6,13 @@ from django.contrib import admin, messages
 from django.urls import reverse
 from django.utils.html import format_html
 
+from flunq_events.admin_input import RefuseUnreadableInput
 from streams.models import Stream
 from streams.services import delete_stream, purge_stream
 
 
 @admin.register(Stream)
-class StreamAdmin(admin.ModelAdmin):
+class StreamAdmin(RefuseUnreadableInput, admin.ModelAdmin):
     list_display = ("name", "category", "last_version", "events_link", "last_event_at", "deleted_at")
     list_filter = ("category", ("deleted_at", admin.EmptyFieldListFilter))
     search_fields = ("name",)

@@ -15,6 +15,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from events import horizon
+from flunq_events.admin_input import RefuseUnreadableInput
 from flunq_events.errors import ServiceError
 from flunq_events.numbers import is_digits
 from subscriptions import inputs, services
@@ -33,7 +34,7 @@ class ReplayForm(forms.Form):
 
 
 @admin.register(Subscription)
-class SubscriptionAdmin(admin.ModelAdmin):
+class SubscriptionAdmin(RefuseUnreadableInput, admin.ModelAdmin):
     list_display = (
         "name",
         "kind",
@@ -150,7 +151,7 @@ def _number_or_text(value: str):
 
 
 @admin.register(DeadLetter)
-class DeadLetterAdmin(admin.ModelAdmin):
+class DeadLetterAdmin(RefuseUnreadableInput, admin.ModelAdmin):
     list_display = (
         "id",
         "subscription",
@@ -187,7 +188,7 @@ class DeadLetterAdmin(admin.ModelAdmin):
 
 
 @admin.register(ReplayJob)
-class ReplayJobAdmin(admin.ModelAdmin):
+class ReplayJobAdmin(RefuseUnreadableInput, admin.ModelAdmin):
     list_display = (
         "id",
         "subscription",
