@@ -241,9 +241,10 @@ def _execute(
                 raise _translate(exc) from exc
     # With the look-up. A concurrent append of the same (source, id) to another stream is caught
     # by the unique index; the retry then finds the committed original and answers idempotently
-    # (or 409).
+    # (or 409). A batch stopped by a deadlock can meet the other writer's rows again before they
+    # commit (a second deadlock, then the unique index once they do): a third look-up sees them.
     params = (orjson.dumps(events).decode(), expected_version, tenant)
-    attempts = 1 if in_transaction else 2
+    attempts = 1 if in_transaction else 3
     for attempt in range(attempts):
         try:
             return db.rows(_APPEND_BATCH, params)

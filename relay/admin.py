@@ -60,10 +60,12 @@ class CheckpointAdmin(RefuseUnreadableInput, admin.ModelAdmin):
                 except ServiceError as exc:
                     self.message_user(request, exc.message, messages.ERROR)
                     return None
-                for checkpoint in queryset:
-                    rewind(checkpoint.sink, target)
+                # A target past the log's end stops at the horizon: say where each sink went.
+                positions = sorted({rewind(checkpoint.sink, target).position for checkpoint in queryset})
                 self.message_user(
-                    request, f"Rewound {queryset.count()} sink(s): publishing again after position {target}."
+                    request,
+                    f"Rewound {queryset.count()} sink(s): publishing again after position "
+                    f"{', '.join(map(str, positions))}.",
                 )
                 return redirect(request.get_full_path())
         else:

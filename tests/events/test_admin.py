@@ -113,3 +113,11 @@ def test_a_forged_id_among_real_ones_runs_the_action_on_none(admin_client):
         "/admin/streams/stream/", {"action": "soft_delete", "_selected_action": ["kept-1", "a\x00b"]}
     )
     assert response.status_code == 400 and Stream.objects.get(name="kept-1").deleted_at is None
+
+
+def test_every_admin_page_of_the_service_refuses_unreadable_input():
+    from flunq_events.admin_input import RefuseUnreadableInput
+
+    missing = [type(model_admin).__name__ for model_admin in admin.site._registry.values()
+               if not isinstance(model_admin, RefuseUnreadableInput)]  # fmt: skip
+    assert missing == []

@@ -111,6 +111,14 @@ def test_admin_pages_and_rewind_action(admin_client):
     assert done.status_code == 302
     row.refresh_from_db()
     assert (row.position, row.epoch) == (2, 1)
+    past_the_end = admin_client.post(
+        "/admin/relay/checkpoint/",
+        {"action": "rewind_action", "_selected_action": [row.pk], "apply": "1", "target": "9" * 18},
+        follow=True,
+    )
+    row.refresh_from_db()
+    assert row.position == settle()
+    assert f"publishing again after position {row.position}." in past_the_end.content.decode()
 
 
 @pytest.mark.parametrize(

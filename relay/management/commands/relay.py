@@ -46,7 +46,9 @@ class Command(BaseCommand):
                 target = parse_target(rewind_to)
                 for alias in aliases:
                     row = rewind(alias, target)
-                    self.stdout.write(f"{alias}: rewound, next event published is after position {row.position}")
+                    self.stdout.write(
+                        f"{alias}: rewound, next event published is after position {row.position}"
+                    )
             except ServiceError as exc:
                 raise CommandError(exc.message) from exc
             if rewind_only:
