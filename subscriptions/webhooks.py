@@ -7,9 +7,10 @@ over ``{id}.{timestamp}.{body}`` with the subscription's ``whsec_`` secret.
 
 The connection goes to the address ``ssrf.check_url`` approved (the URL's host is sent as ``Host``
 and as TLS SNI, and the certificate is verified against it), redirects are not followed, proxies
-from the environment are ignored, and the timeout is ``WEBHOOK_TIMEOUT_SECONDS``: for each step of
-the request, and for the whole body once the status line has come (checked as each piece of it
-arrives: a body that stops costs one more read's timeout). Of the response's body at
+from the environment are ignored, and ``WEBHOOK_TIMEOUT_SECONDS`` bounds the whole attempt, from
+the connection to the last byte read: every read, write and connect of the attempt waits at most
+what is left of it, so a receiver that trickles its headers or body a byte at a time holds a worker
+thread no longer than that (``_DeadlineBackend``). Of the response's body at
 most ``MAX_ERROR_BYTES`` are read for the error of a failed attempt, and ``MAX_DRAINED_BYTES`` of
 a 2xx's: a receiver that trickles or streams its body holds neither a worker thread nor its memory.
 
@@ -21,11 +22,13 @@ from __future__ import annotations
 
 import base64
 import secrets
+import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
+import httpcore
 import httpx
 import orjson
 from django.conf import settings
@@ -86,9 +89,63 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
     return min(max(delta, 0.0), MAX_RETRY_AFTER)
 
 
+# When the attempt on this thread must end (time.monotonic()); set by ``send``.
+_attempt = threading.local()
+
+
+def _left(timeout: float | None, late: type[httpcore.TimeoutException]) -> float | None:
+    """``timeout`` for one network step, cut to what is left of the attempt on this thread."""
+    ends = getattr(_attempt, "ends", None)
+    if ends is None:
+        return timeout
+    left = ends - time.monotonic()
+    if left <= 0:
+        raise late(f"the attempt took longer than {settings.WEBHOOK_TIMEOUT_SECONDS}s")
+    return left if timeout is None else min(timeout, left)
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    """A connection whose every read and write waits at most what is left of the attempt: httpx's
+    timeouts are per step, so a receiver sending a byte just within each one could hold the
+    attempt for hours."""
+
+    def __init__(self, stream: httpcore.NetworkStream) -> None:
+        self._stream = stream
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._stream.read(max_bytes, _left(timeout, httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._stream.write(buffer, _left(timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def start_tls(self, ssl_context, server_hostname: str | None = None, timeout: float | None = None):
+        return _DeadlineStream(
+            self._stream.start_tls(ssl_context, server_hostname, _left(timeout, httpcore.ConnectTimeout))
+        )
+
+    def get_extra_info(self, info: str):
+        return self._stream.get_extra_info(info)
+
+
+class _DeadlineBackend(httpcore.SyncBackend):
+    def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
+        return _DeadlineStream(
+            super().connect_tcp(
+                host, port, _left(timeout, httpcore.ConnectTimeout), local_address, socket_options
+            )
+        )
+
+
 def new_client() -> httpx.Client:
     # trust_env=False: an HTTP(S)_PROXY in the environment must not carry webhooks elsewhere.
+    transport = httpx.HTTPTransport(trust_env=False)
+    # httpx takes no network backend of its own; its connection pool (httpcore's) does.
+    transport._pool._network_backend = _DeadlineBackend()
     return httpx.Client(
+        transport=transport,
         follow_redirects=False,
         trust_env=False,
         timeout=settings.WEBHOOK_TIMEOUT_SECONDS,
@@ -111,32 +168,36 @@ def send(client: httpx.Client, url: str, secret: str, message_id: str, body: byt
         **signed_headers(secret, message_id, text),
     }
     error = Outcome("retry", error="the host has no address to connect to")
-    for address in target.addresses:
-        try:
-            with client.stream(
-                "POST",
-                target.connect_url(address),
-                content=body,
-                headers=headers,
-                extensions={"sni_hostname": target.host},
-            ) as response:
-                return _outcome(response, time.monotonic() + settings.WEBHOOK_TIMEOUT_SECONDS)
-        except httpx.ConnectError as exc:
-            # The next checked address of the same host may answer (IPv6 first, IPv4 listening).
-            error = Outcome("retry", error=_printable(f"cannot connect to {address}: {exc}"))
-        except httpx.TimeoutException as exc:
-            return Outcome(
-                "retry", error=f"timeout after {settings.WEBHOOK_TIMEOUT_SECONDS}s: {type(exc).__name__}"
-            )
-        except httpx.HTTPError as exc:
-            return Outcome("retry", error=_printable(f"{type(exc).__name__}: {exc}"))
-    return error
+    _attempt.ends = time.monotonic() + settings.WEBHOOK_TIMEOUT_SECONDS
+    try:
+        for address in target.addresses:
+            try:
+                with client.stream(
+                    "POST",
+                    target.connect_url(address),
+                    content=body,
+                    headers=headers,
+                    extensions={"sni_hostname": target.host},
+                ) as response:
+                    return _outcome(response)
+            except httpx.ConnectError as exc:
+                # The next checked address of the same host may answer (IPv6 first, IPv4 listening).
+                error = Outcome("retry", error=_printable(f"cannot connect to {address}: {exc}"))
+            except httpx.TimeoutException as exc:
+                return Outcome(
+                    "retry", error=f"timeout after {settings.WEBHOOK_TIMEOUT_SECONDS}s: {type(exc).__name__}"
+                )
+            except httpx.HTTPError as exc:
+                return Outcome("retry", error=_printable(f"{type(exc).__name__}: {exc}"))
+        return error
+    finally:
+        _attempt.ends = None
 
 
-def _outcome(response: httpx.Response, deadline: float) -> Outcome:
+def _outcome(response: httpx.Response) -> Outcome:
     status = response.status_code
     if 200 <= status < 300:
-        _head(response, deadline, MAX_DRAINED_BYTES)  # read to its end, the connection is kept
+        _head(response, MAX_DRAINED_BYTES)  # read to its end, the connection is kept
         return Outcome("ok", status=status)
     if status == 410:
         return Outcome("gone", status=status, error="the receiver answered 410 Gone")
@@ -144,19 +205,19 @@ def _outcome(response: httpx.Response, deadline: float) -> Outcome:
         location = response.headers.get("location", "")[:200]
         return Outcome("retry", status=status, error=_printable(f"redirect to {location!r} not followed"))
     retry_after = parse_retry_after(response.headers.get("retry-after")) if status in (429, 503) else None
-    snippet = _printable(_head(response, deadline).decode("utf-8", "replace"))
+    snippet = _printable(_head(response).decode("utf-8", "replace"))
     return Outcome("retry", status=status, error=f"HTTP {status} {snippet}".strip(), retry_after=retry_after)
 
 
-def _head(response: httpx.Response, deadline: float, limit: int = MAX_ERROR_BYTES) -> bytes:
+def _head(response: httpx.Response, limit: int = MAX_ERROR_BYTES) -> bytes:
     """The first ``limit`` bytes of the body as sent (not decompressed), or what came of them by
-    ``deadline``. A body read to its end leaves the connection for the next request; one cut
-    short closes it."""
+    the end of the attempt. A body read to its end leaves the connection for the next request; one
+    cut short closes it."""
     data = b""
     try:
         for chunk in response.iter_raw():
             data += chunk
-            if len(data) >= limit or time.monotonic() > deadline:
+            if len(data) >= limit:
                 break
     except httpx.HTTPError:
         pass  # the status says enough

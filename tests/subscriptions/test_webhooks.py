@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import socket
+import threading
 import time
 from datetime import timedelta
 
@@ -225,8 +228,6 @@ def test_idle_stream_rows_are_compacted_into_totals(api, allow_local, receiver, 
 def test_a_host_name_is_sent_as_host_while_connecting_to_the_checked_address(
     api, receiver, deliverer, settings
 ):
-    import socket
-
     if {info[4][0] for info in socket.getaddrinfo("localhost", 80, type=socket.SOCK_STREAM)} != {"127.0.0.1"}:
         pytest.skip("localhost does not resolve to 127.0.0.1 only here")
     settings.WEBHOOK_ALLOWED_HOSTS = ["127.0.0.1/32"]
@@ -257,6 +258,38 @@ def test_a_body_that_trickles_holds_the_sender_no_longer_than_the_timeout(allow_
         receiver.respond = lambda r, status=status: (status, {}, (b"x" for _ in range(100)))  # 20 s
         outcome, took = _send(receiver)
         assert outcome.kind == ("ok" if status == 200 else "retry") and took < 5, (status, took)
+
+
+def _trickling_server(head: bytes, pause: float) -> tuple[str, threading.Thread]:
+    """A server that reads one request and answers ``head`` a byte at a time."""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        with listener, listener.accept()[0] as conn:
+            conn.settimeout(10)
+            received = b""
+            while b'{"id": "1"}' not in received:
+                received += conn.recv(65536)
+            with contextlib.suppress(OSError):  # the client hangs up
+                for byte in head:
+                    conn.sendall(bytes([byte]))
+                    time.sleep(pause)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return f"http://127.0.0.1:{listener.getsockname()[1]}/hook", thread
+
+
+def test_headers_that_trickle_hold_the_sender_no_longer_than_the_timeout(allow_local, settings):
+    """httpx's timeouts are per read: a byte just within each one could hold an attempt for hours."""
+    settings.WEBHOOK_TIMEOUT_SECONDS = 1
+    url, server = _trickling_server(b"HTTP/1.1 200 OK\r\nx-slow: " + b"a" * 200 + b"\r\n\r\n", 0.05)  # 10 s
+    started = time.monotonic()
+    with webhooks.new_client() as client:
+        outcome = webhooks.send(client, url, webhooks.new_secret(), "msg_1", b'{"id": "1"}')
+    took = time.monotonic() - started
+    assert outcome.kind == "retry" and outcome.error == "timeout after 1s: ReadTimeout" and took < 3, took
+    server.join(15)
 
 
 def test_of_a_large_or_unreadable_error_body_only_a_printable_head_is_kept(allow_local, receiver):
