@@ -95,3 +95,19 @@ def _check_string(text: str, path: str, key: bool = False) -> None:
     except UnicodeEncodeError:
         what = f"a key in {path or '/'}" if key else f"the string at {path or '/'}"
         raise JSONError(f"{what} contains a lone surrogate") from None
+
+
+def _int_or_float(text: str) -> int | float:
+    value = int(text)
+    return value if INT64_MIN <= value <= INT64_MAX else float(text)
+
+
+class StoredJSONDecoder(json.JSONDecoder):
+    """Reads a ``jsonb`` column back as it was accepted. ``jsonb`` keeps a number as its digits, so a
+    float written with an exponent (``1e20``) comes back as an integer (``100000000000000000000``)
+    outside the signed 64 bits ``loads_strict`` admits, which other services cannot decode (and
+    ``orjson`` refuses to write): such an integer can only have been a float, and is one again."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("parse_int", _int_or_float)
+        super().__init__(*args, **kwargs)

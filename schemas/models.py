@@ -17,6 +17,8 @@ from __future__ import annotations
 from django.db import models
 from django.db.models.functions import Now
 
+from flunq_events.jsonutil import StoredJSONDecoder
+
 
 class Compatibility(models.TextChoices):
     NONE = "NONE"
@@ -35,7 +37,7 @@ class Schema(models.Model):
     # The canonical text: compact JSON with sorted keys; sha256 of it identifies the schema.
     canonical = models.TextField()
     fingerprint = models.CharField(max_length=64, unique=True)
-    document = models.JSONField()
+    document = models.JSONField(decoder=StoredJSONDecoder)
     created_at = models.DateTimeField(db_default=Now())
 
     class Meta:

@@ -8,6 +8,7 @@ projections of one stream keep their own snapshots. Older snapshots are trimmed 
 
 from django.db import models
 
+from flunq_events.jsonutil import StoredJSONDecoder
 from streams.models import Stream
 
 
@@ -17,7 +18,7 @@ class Snapshot(models.Model):
     )
     version = models.BigIntegerField(help_text="version of the last event the state includes")
     type = models.CharField(max_length=200, blank=True, default="", help_text="label of the state's shape")
-    state = models.JSONField()
+    state = models.JSONField(decoder=StoredJSONDecoder)
     created_at = models.DateTimeField(auto_now=True)
 
     class Meta:

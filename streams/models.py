@@ -9,6 +9,8 @@ from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models.functions import Now
 
+from flunq_events.jsonutil import StoredJSONDecoder
+
 
 class Stream(models.Model):
     name = models.TextField(primary_key=True)
@@ -34,7 +36,9 @@ class Stream(models.Model):
     # The tenant of the stream's first event, or of the tenant-bound caller that created it;
     # a tenant-bound token sees and writes only its own streams (access/tenancy.py).
     tenant = models.TextField(null=True, blank=True)
-    metadata = models.JSONField(db_default=models.Value({}, output_field=models.JSONField()), blank=True)
+    metadata = models.JSONField(
+        db_default=models.Value({}, output_field=models.JSONField()), blank=True, decoder=StoredJSONDecoder
+    )
 
     class Meta:
         db_table = "flunq_streams"

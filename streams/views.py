@@ -66,6 +66,7 @@ class StreamsView(APIView):
         responses={201: StreamSerializer, 409: ErrorSerializer, **ERRORS},
     )
     def post(self, request):
+        params.reject_unknown(request.query_params, [])
         body = request.data
         if not isinstance(body, dict):
             raise InvalidRequest("the body must be a JSON object with a name")

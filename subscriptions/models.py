@@ -22,6 +22,8 @@ from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.db.models.functions import Now
 
+from flunq_events.jsonutil import StoredJSONDecoder
+
 
 class Subscription(models.Model):
     WEBHOOK = "webhook"
@@ -128,7 +130,7 @@ class ReplayJob(models.Model):
 
     subscription = models.ForeignKey(Subscription, on_delete=models.CASCADE, related_name="replays")
     # The request as given, for people; the resolved slice is (start_after, end_position].
-    request = models.JSONField(default=dict)
+    request = models.JSONField(default=dict, decoder=StoredJSONDecoder)
     types = ArrayField(models.TextField(), default=list, blank=True)
     stream = models.TextField(null=True, blank=True)
     start_after = models.BigIntegerField()

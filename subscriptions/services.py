@@ -72,14 +72,15 @@ def _force_tenant(principal: Principal | None, filter_: dict[str, Any]) -> dict[
 
 
 def resolve_start(start: str | int | datetime) -> int:
-    """The first checkpoint: events after it are delivered (``start`` itself is inclusive)."""
+    """The first checkpoint: events after it are delivered (``start`` itself is inclusive). At most
+    the horizon, as ``set_checkpoint``: a checkpoint past the end skips what is appended up to it."""
     if start == "beginning":
         return 0
     if start == "now":
         return horizon.current()
     if isinstance(start, int):
-        return max(start - 1, 0)
-    return selectors.position_at(start)
+        return min(max(start - 1, 0), horizon.current())
+    return selectors.position_at(start)  # a time after the last event: the horizon
 
 
 def _unique_name(name: str, tenantid: str | None, exclude=None) -> None:

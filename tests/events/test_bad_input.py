@@ -213,6 +213,7 @@ def test_bad_stream_bodies(api):
         ("{oops", ["JSON"]),
     ]:
         assert_refused(raw_post(api, body, path="/api/v1/streams"), 400, *words)
+    assert_refused(raw_post(api, '{"name": "ok-1"}', path="/api/v1/streams?colour=red"), 400, "colour")
 
 
 def test_body_limit_on_the_real_server_with_and_without_content_length(live_server_factory):
