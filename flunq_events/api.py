@@ -75,7 +75,7 @@ class JSONParser(parsers.BaseParser):
     def parse(self, stream, media_type=None, parser_context=None) -> Any:
         if not utf8_charset(media_type or ""):
             raise exceptions.UnsupportedMediaType(
-                media_type, detail=f"JSON is read as UTF-8, not {charset_of(media_type or '')}"
+                media_type, detail=f"JSON is read as UTF-8, not {charset_of(media_type or '')!r}"
             )
         raw = stream.read() if stream is not None else b""
         if not raw:
