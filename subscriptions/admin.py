@@ -180,7 +180,12 @@ class DeadLetterAdmin(RefuseUnreadableInput, admin.ModelAdmin):
 
     @admin.action(description="Redrive the selected dead letters")
     def redrive(self, request, queryset):
-        self.message_user(request, f"{services.redrive(queryset)} dead letter(s) redriven")
+        selected = queryset.count()
+        count = services.redrive(queryset)
+        message = f"{count} dead letter(s) redriven"
+        if count < selected:  # see services.redrive
+            message += f"; {selected - count} stay: their event is pending in the queue already"
+        self.message_user(request, message)
 
     @admin.action(description="Discard the selected dead letters")
     def discard(self, request, queryset):

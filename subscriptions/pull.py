@@ -10,9 +10,10 @@ the consumer that fetched that attempt, even after its lease expired, unless the
 again since (then it is reported as ``stale`` and changes nothing). Every fetch counts as an
 attempt; a message fetched ``max_attempts`` times without an ack goes to the dead letter queue.
 
-``nack`` with ``retry`` puts the message (and the rest of that stream the consumer held) back, due
-after the subscription's backoff (or ``delay_seconds``); with ``park`` it goes straight to the dead
-letter queue and the stream moves on.
+``nack`` with ``retry`` puts the message (and the messages after it in that stream that the consumer
+held) back, due after the subscription's backoff (or ``delay_seconds``); with ``park`` it goes
+straight to the dead letter queue and the stream moves on. Messages before it in the stream stay
+the consumer's to ack, and the stream stays leased to it until those are settled too.
 """
 
 from __future__ import annotations
@@ -104,6 +105,7 @@ def fetch(
         # and work on different ones side by side.
         streams: dict[int, str] = {}
         chosen: list[queue.Head] = []
+        dead_lettered = 0
         while len(chosen) < max_events:
             cursor.execute(
                 """
@@ -120,21 +122,26 @@ def fetch(
             if not batch:
                 break
             streams.update(batch)
-            heads = queue.load_heads(
-                [(subscription.id, name) for name in batch.values()],
-                max_events - len(chosen),
-                with_events=False,
-            )
-            for head in heads:
-                if head.attempts >= subscription.max_attempts:
+            want = max_events - len(chosen)
+            while True:
+                heads = queue.load_heads(
+                    [(subscription.id, name) for name in batch.values()], want, with_events=False
+                )
+                exhausted = [head for head in heads if head.attempts >= subscription.max_attempts]
+                for head in exhausted:
                     queue.dead_letter(
                         cursor,
                         [head.id],
                         reason=DeadLetter.MAX_ATTEMPTS,
                         error=f"fetched {head.attempts} times without an ack",
                     )
-                elif len(chosen) < max_events:
-                    chosen.append(head)
+                dead_lettered += len(exhausted)
+                # The messages behind a dead-lettered head are due now: look at these streams again
+                # rather than answer short, or empty (which a consumer takes for "caught up"). Each
+                # look removes messages, and a fetch dead-letters at most MAX_FETCH, so this ends.
+                if not exhausted or dead_lettered >= MAX_FETCH:
+                    break
+            chosen.extend([head for head in heads if head.attempts < subscription.max_attempts][:want])
         queue.attach_events(chosen, cursor)
         purged = [head for head in chosen if head.event is None]
         if purged:  # removed from the log since they were enqueued: nothing to deliver
@@ -171,10 +178,13 @@ def fetch(
 
 
 def _owned(cursor, subscription: Subscription, consumer: str, ids: list[tuple[int, int]]) -> list[tuple]:
-    """The deliveries named by ``ids`` that this consumer's attempt still owns: (id, stream, attempts)."""
+    """The deliveries named by ``ids`` that this consumer's attempt still owns.
+
+    Rows of (id, stream, attempts, position).
+    """
     cursor.execute(
         """
-        SELECT d.id, d.stream, d.attempts FROM flunq_deliveries d
+        SELECT d.id, d.stream, d.attempts, d."position" FROM flunq_deliveries d
           JOIN unnest(%s::bigint[], %s::int[]) AS a(id, attempt) ON a.id = d.id AND a.attempt = d.attempts
          WHERE d.subscription_id = %s AND d.lease_owner = %s
         """,
@@ -185,10 +195,12 @@ def _owned(cursor, subscription: Subscription, consumer: str, ids: list[tuple[in
 
 def _release_if_done(cursor, subscription: Subscription, consumer: str, streams: set[str]) -> None:
     # A stream goes back to the group once this consumer holds none of its messages any more; it
-    # queues up behind the other streams (next_attempt_at = now), so every stream gets its turn.
+    # queues up behind the other streams (next_attempt_at = now), so every stream gets its turn,
+    # unless a nack made it wait longer.
     cursor.execute(
         """
-        UPDATE flunq_subscription_streams ss SET lease_owner = NULL, lease_until = NULL, next_attempt_at = now()
+        UPDATE flunq_subscription_streams ss
+           SET lease_owner = NULL, lease_until = NULL, next_attempt_at = greatest(ss.next_attempt_at, now())
          WHERE ss.subscription_id = %s AND ss.stream = ANY(%s) AND ss.lease_owner = %s
            AND NOT EXISTS (SELECT 1 FROM flunq_deliveries d
                             WHERE d.subscription_id = ss.subscription_id AND d.stream = ss.stream
@@ -244,16 +256,18 @@ def nack(
         if action == "park":
             queue.dead_letter(cursor, [row[0] for row in owned], reason=DeadLetter.PARKED, error=reason)
             return
-        for delivery_id, stream, attempts in owned:
+        for delivery_id, stream, attempts, position in owned:
             queue.record_failure(cursor, delivery_id, error=reason, status=None, count_attempt=False)
             exhausted = attempts >= subscription.max_attempts
             if exhausted:
                 queue.dead_letter(cursor, [delivery_id], reason=DeadLetter.MAX_ATTEMPTS, error=reason)
-            # The rest of the stream this consumer held goes back too, so order is kept.
+            # The messages after it that this consumer held go back too: they wait behind it, so
+            # the stream's order is kept. Those before it stay the consumer's to ack (nobody has
+            # fetched them again), and it keeps the stream until they are settled (_release_if_done).
             cursor.execute(
                 "UPDATE flunq_deliveries SET lease_owner = NULL, lease_until = NULL "
-                "WHERE subscription_id = %s AND stream = %s AND lease_owner = %s",
-                [subscription.id, stream, consumer],
+                'WHERE subscription_id = %s AND stream = %s AND lease_owner = %s AND ("position", id) > (%s, %s)',
+                [subscription.id, stream, consumer, position, delivery_id],
             )
             delay = (
                 0.0
@@ -267,8 +281,7 @@ def nack(
             cursor.execute(
                 """
                 UPDATE flunq_subscription_streams
-                   SET lease_owner = NULL, lease_until = NULL, failed_attempts = failed_attempts + 1,
-                       next_attempt_at = now() + make_interval(secs => %s)
+                   SET failed_attempts = failed_attempts + 1, next_attempt_at = now() + make_interval(secs => %s)
                  WHERE subscription_id = %s AND stream = %s
                 """,
                 [delay, subscription.id, stream],

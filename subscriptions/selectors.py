@@ -113,7 +113,10 @@ def replay_as_dict(job: ReplayJob) -> dict[str, Any]:
         "enqueued": job.enqueued,
         "delivered": job.delivered,
         "dead_lettered": job.dead_lettered,
-        "pending": max(job.enqueued - job.delivered - job.dead_lettered, 0),
+        # A canceled job's undelivered events left the queue when it was canceled: none is pending.
+        "pending": 0
+        if job.state == ReplayJob.CANCELED
+        else max(job.enqueued - job.delivered - job.dead_lettered, 0),
         "created_by": job.created_by or None,
         "created_at": job.created_at,
         "finished_at": job.finished_at,

@@ -6,7 +6,8 @@ and pull consumers use ``subscriptions.queue`` / ``subscriptions.pull``.
 - ``create_subscription`` resolves the start into the first checkpoint and, for webhooks, checks
   the URL (``ssrf.check_url``) and issues the signing secret (returned once).
 - ``update_subscription`` changes name, URL, filter, retry policy, lease or state; re-activating a
-  disabled subscription clears the failure streak.
+  disabled subscription clears the failure streak, and any state but ``disabled`` clears the
+  reason it was disabled.
 - ``set_checkpoint`` moves the live position (a rewind re-enqueues from there; events already
   pending stay pending).
 - ``redrive`` / ``discard`` act on dead letters, one or many by filter.
@@ -153,10 +154,11 @@ def update_subscription(
         )
     state = changes.get("state")
     if state == Subscription.ACTIVE and subscription.state != Subscription.ACTIVE:
-        changes["disabled_reason"] = ""
         changes["failing_since"] = None
-    elif state == Subscription.DISABLED and subscription.state != Subscription.DISABLED:
+    if state == Subscription.DISABLED and subscription.state != Subscription.DISABLED:
         changes["disabled_reason"] = "disabled by request"
+    elif state is not None and state != Subscription.DISABLED:
+        changes["disabled_reason"] = ""  # it says why the subscription is disabled, and it no longer is
     with transaction.atomic():
         Subscription.objects.filter(id=subscription.id).update(updated_at=timezone.now(), **changes)
         with connection.cursor() as cursor:
@@ -231,26 +233,44 @@ def get_dead_letter(subscription: Subscription, dead_letter_id: str) -> DeadLett
     return row
 
 
+# A dead letter goes back as what it was: a replay's copy keeps its job (and so its webhook-id). The
+# live queue holds each event once, so a live dead letter whose event is pending again (after a
+# rewind) is not queued a second time: it stays, and only the dead letters queued are deleted.
 _REDRIVE = """
-WITH picked AS (
-    DELETE FROM flunq_dead_letters WHERE id = ANY(%s)
-    RETURNING subscription_id, stream, "position"
+WITH locked AS (
+    SELECT id, subscription_id, stream, "position", replay_job_id FROM flunq_dead_letters
+     WHERE id = ANY(%s) ORDER BY id FOR UPDATE
+), picked AS (  -- one of several dead letters of the same event and job
+    SELECT DISTINCT ON (subscription_id, "position", replay_job_id) * FROM locked
+     ORDER BY subscription_id, "position", replay_job_id, id
 ), added AS (
-    INSERT INTO flunq_deliveries (subscription_id, stream, "position")
-    SELECT subscription_id, stream, "position" FROM picked ORDER BY "position"
+    INSERT INTO flunq_deliveries (subscription_id, stream, "position", replay_job_id)
+    SELECT subscription_id, stream, "position", replay_job_id FROM picked ORDER BY "position"
     ON CONFLICT DO NOTHING
-    RETURNING subscription_id, stream
+    RETURNING subscription_id, stream, "position", replay_job_id
+), requeued AS (
+    DELETE FROM flunq_dead_letters dl USING picked p, added a
+     WHERE dl.id = p.id AND a.subscription_id = p.subscription_id AND a."position" = p."position"
+       AND a.replay_job_id IS NOT DISTINCT FROM p.replay_job_id
 ), counted AS (
     INSERT INTO flunq_subscription_streams AS ss (subscription_id, stream, pending)
     SELECT subscription_id, stream, count(*) FROM added GROUP BY 1, 2 ORDER BY 1, 2
     ON CONFLICT (subscription_id, stream) DO UPDATE SET pending = ss.pending + excluded.pending
+), jobs AS (  -- a replay's progress counts its redriven events as pending again
+    UPDATE flunq_replay_jobs j SET enqueued = j.enqueued + c.n
+      FROM (SELECT replay_job_id, count(*) AS n FROM added WHERE replay_job_id IS NOT NULL GROUP BY 1) c
+     WHERE j.id = c.replay_job_id
 )
-SELECT count(*) FROM picked
+SELECT count(*) FROM added
 """
 
 
 def redrive(dead_letters) -> int:
-    """Put dead letters back in their subscription's queue (ahead of newer events of their stream)."""
+    """Put dead letters back in their subscription's queue (ahead of newer events of their stream).
+
+    Returns how many were queued again; those whose event is pending in the live queue already
+    stay dead letters.
+    """
     ids = list(dead_letters.order_by("id").values_list("id", flat=True))
     if not ids:
         return 0

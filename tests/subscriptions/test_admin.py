@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from subscriptions import pull
+from subscriptions import pull, services
 from subscriptions.models import DeadLetter, ReplayJob, Subscription
 from tests.subscriptions.conftest import append_to, caught_up
 
@@ -48,6 +48,19 @@ def test_dead_letter_actions(admin_client, parked):
     assert DeadLetter.objects.count() == 0
     got = pull.fetch(parked, consumer="d", max_events=10, lease_seconds=30)
     assert [m.event["position"] for m in got] == [dead.position, dead.position + 1]  # back first, in order
+
+
+def test_a_dead_letter_whose_event_is_pending_again_stays_and_is_said_to(admin_client, parked):
+    dead = DeadLetter.objects.get()
+    services.set_checkpoint(parked, dead.position - 1)  # a rewind: the event is queued again
+    assert (
+        pull.fetch(parked, consumer="d", max_events=1, lease_seconds=30)[0].event["position"] == dead.position
+    )
+    page = admin_client.post(
+        "/admin/subscriptions/deadletter/", {"action": "redrive", "_selected_action": [dead.id]}, follow=True
+    )
+    assert "0 dead letter(s) redriven; 1 stay" in page.content.decode()
+    assert DeadLetter.objects.filter(id=dead.id).exists()
 
 
 def test_replay_from_action(admin_client, parked):

@@ -106,6 +106,14 @@ def test_duplicate_names_conflict(api):
     assert response.status_code == 409 and response.json()["field"] == "name"
 
 
+def test_the_disabled_reason_goes_when_the_state_leaves_disabled(api):
+    sub = pull_sub(api)
+    disabled = api.patch(f"{URL}/{sub['id']}", {"state": "disabled"}, format="json").json()
+    assert disabled["disabled_reason"] == "disabled by request"
+    paused = api.patch(f"{URL}/{sub['id']}", {"state": "paused"}, format="json").json()
+    assert (paused["state"], paused["disabled_reason"]) == ("paused", None)
+
+
 def test_patch_refuses_bad_input(api):
     sub = pull_sub(api)
     for body, field in [

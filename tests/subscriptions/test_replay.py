@@ -7,7 +7,7 @@ import pytest
 from events.selectors import get_event
 from subscriptions import pull
 from subscriptions.delivery import Deliverer
-from subscriptions.models import ReplayJob, Subscription
+from subscriptions.models import DeadLetter, Delivery, ReplayJob, Subscription
 from tests.subscriptions.conftest import append_to, caught_up, run_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -85,6 +85,103 @@ def test_cancel_a_replay(api, admin_api):
     assert again.status_code == 409
     listed = api.get(f"/api/v1/subscriptions/{sub_id}/replays").json()["replays"]
     assert [j["id"] for j in listed] == [job["id"]]
+
+
+def test_a_canceled_replay_has_nothing_pending(api, admin_api):
+    positions = append_to("cancel-2", 5)
+    caught_up()
+    sub_id = api.post(
+        "/api/v1/subscriptions", {"name": "c", "kind": "pull", "start": "now"}, format="json"
+    ).json()["id"]
+    job = admin_api.post(
+        f"/api/v1/subscriptions/{sub_id}/replay", {"from": positions[0]}, format="json"
+    ).json()
+    subscription = Subscription.objects.get(id=sub_id)
+    got = pull.fetch(subscription, consumer="c", max_events=2, lease_seconds=30)
+    pull.ack(subscription, consumer="c", ack_ids=pull.parse_ack_ids([got[0].ack_id]))
+    canceled = admin_api.post(f"/api/v1/subscriptions/{sub_id}/replays/{job['id']}/cancel").json()
+    # Its other four events left the queue: none is pending any more.
+    for shown in (canceled, api.get(f"/api/v1/subscriptions/{sub_id}/replays").json()["replays"][0]):
+        assert (shown["state"], shown["enqueued"], shown["delivered"], shown["pending"]) == (
+            "canceled",
+            5,
+            1,
+            0,
+        )
+
+
+def test_redriving_a_replays_dead_letter_queues_the_replay_again(api, admin_api):
+    caught_up()
+    sub_id = api.post(
+        "/api/v1/subscriptions", {"name": "rd", "kind": "pull", "start": "now"}, format="json"
+    ).json()["id"]
+    position = append_to("redrive-replay", 1)[0]
+    caught_up()
+    job = admin_api.post(f"/api/v1/subscriptions/{sub_id}/replay", {"from": position}, format="json").json()
+    subscription = Subscription.objects.get(id=sub_id)
+    live, copy = pull.fetch(subscription, consumer="c", max_events=10, lease_seconds=30)
+    assert [(m.event["position"], m.replay_job) for m in (live, copy)] == [
+        (position, None),
+        (position, job["id"]),
+    ]
+    pull.nack(
+        subscription,
+        consumer="c",
+        ack_ids=pull.parse_ack_ids([copy.ack_id]),
+        reason="poison",
+        action="park",
+    )
+    dead = DeadLetter.objects.get(subscription_id=sub_id)
+    assert dead.replay_job_id == job["id"]
+    # The live copy is still pending: the redriven one is the replay's again, not a second live one.
+    response = admin_api.post(f"/api/v1/subscriptions/{sub_id}/dead-letters/{dead.id}/redrive")
+    assert response.json() == {"redriven": 1}
+    assert not DeadLetter.objects.filter(id=dead.id).exists()
+    assert Delivery.objects.filter(subscription_id=sub_id, replay_job_id=job["id"]).count() == 1
+    progress = api.get(f"/api/v1/subscriptions/{sub_id}/replays/{job['id']}").json()
+    assert (progress["state"], progress["pending"]) == ("running", 1)
+
+    pull.ack(subscription, consumer="c", ack_ids=pull.parse_ack_ids([live.ack_id]))
+    again = pull.fetch(subscription, consumer="c", max_events=10, lease_seconds=30)
+    assert [(m.event["position"], m.replay_job) for m in again] == [(position, job["id"])]
+    pull.ack(subscription, consumer="c", ack_ids=pull.parse_ack_ids([again[0].ack_id]))
+    pull.fetch(subscription, consumer="c", max_events=1, lease_seconds=30)  # lets the job finish
+    done = api.get(f"/api/v1/subscriptions/{sub_id}/replays/{job['id']}").json()
+    assert (done["state"], done["delivered"], done["dead_lettered"], done["pending"]) == (
+        "completed",
+        1,
+        1,
+        0,
+    )
+
+
+def test_a_redriven_replay_dead_letter_keeps_its_webhook_id(api, admin_api, allow_local, receiver):
+    positions = append_to("hook-redrive", 1)
+    caught_up()
+    sub = api.post(
+        "/api/v1/subscriptions",
+        {"name": "w", "kind": "webhook", "url": receiver.url, "retry": {"max_attempts": 1, "backoff": [0]}},
+        format="json",
+    ).json()
+    receiver.respond = lambda r: (500, {})
+    job = admin_api.post(
+        f"/api/v1/subscriptions/{sub['id']}/replay", {"from": positions[0]}, format="json"
+    ).json()
+    worker = Deliverer(concurrency=2)
+    try:
+        run_until(worker.step, lambda: DeadLetter.objects.filter(replay_job_id=job["id"]).exists())
+        receiver.respond = lambda r: (200, {})
+        response = admin_api.post(
+            f"/api/v1/subscriptions/{sub['id']}/dead-letters/redrive", {}, format="json"
+        )
+        assert response.json() == {"redriven": 1, "remaining": 0}
+        run_until(worker.step, lambda: len(receiver.ok_events()) == 1)
+    finally:
+        worker.close()
+    # The same webhook-id on the failed attempt and on the redriven one: receivers dedupe on it.
+    assert [r.headers["webhook-id"] for r in receiver.received] == [
+        f"{sub['id']}-{positions[0]}-replay{job['id']}"
+    ] * 2
 
 
 def test_rewind_moves_the_live_checkpoint(api, admin_api):
