@@ -17,11 +17,13 @@ and pull consumers use ``subscriptions.queue`` / ``subscriptions.pull``.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -84,6 +86,22 @@ def resolve_start(start: str | int | datetime) -> int:
     return selectors.position_at(start)  # a time after the last event: the horizon
 
 
+@contextmanager
+def _one_name_each(name: str) -> Iterator[None]:
+    """A transaction whose unique index on names decides between requests taking the same name at
+    once (``_unique_name`` answers the common case before anything is written)."""
+    try:
+        with transaction.atomic():
+            yield
+    except IntegrityError as exc:
+        if (
+            getattr(getattr(exc.__cause__, "diag", None), "constraint_name", None)
+            != "flunq_subscriptions_name"
+        ):
+            raise
+        raise Conflict(f"a subscription named {name!r} exists already", field="name") from exc
+
+
 def _unique_name(name: str, tenantid: str | None, exclude=None) -> None:
     clash = Subscription.objects.filter(name=name, tenantid=tenantid)
     if exclude is not None:
@@ -127,7 +145,7 @@ def create_subscription(
         state=state,
         **{key: value for key, value in filter_.items()},
     )
-    with transaction.atomic():
+    with _one_name_each(name):
         subscription.save(force_insert=True)
         with connection.cursor() as cursor:
             _notify(cursor)
@@ -159,7 +177,7 @@ def update_subscription(
         changes["disabled_reason"] = "disabled by request"
     elif state is not None and state != Subscription.DISABLED:
         changes["disabled_reason"] = ""  # it says why the subscription is disabled, and it no longer is
-    with transaction.atomic():
+    with _one_name_each(changes.get("name", subscription.name)):
         Subscription.objects.filter(id=subscription.id).update(updated_at=timezone.now(), **changes)
         with connection.cursor() as cursor:
             _notify(cursor)

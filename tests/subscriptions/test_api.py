@@ -114,6 +114,19 @@ def test_the_disabled_reason_goes_when_the_state_leaves_disabled(api):
     assert (paused["state"], paused["disabled_reason"]) == ("paused", None)
 
 
+def test_a_name_taken_at_the_same_time_conflicts(api, monkeypatch):
+    """Two requests can both pass the check before the insert; the unique index decides (409)."""
+    from subscriptions import services
+
+    monkeypatch.setattr(services, "_unique_name", lambda *args, **kwargs: None)
+    pull_sub(api)
+    response = api.post(URL, {"name": "p", "kind": "pull"}, format="json")
+    assert response.status_code == 409 and response.json()["field"] == "name"
+    other = api.post(URL, {"name": "q", "kind": "pull"}, format="json").json()
+    response = api.patch(f"{URL}/{other['id']}", {"name": "p"}, format="json")
+    assert response.status_code == 409 and response.json()["field"] == "name"
+
+
 def test_patch_refuses_bad_input(api):
     sub = pull_sub(api)
     for body, field in [
