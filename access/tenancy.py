@@ -32,6 +32,7 @@ from django.db.models import QuerySet
 
 from access.principal import Principal
 from events import selectors
+from events.cloudevents import STREAM_NAME
 from events.selectors import EventFilter
 from flunq_events.errors import NotFound, TenantForbidden
 from streams.models import Stream
@@ -61,7 +62,10 @@ def scope_filter(principal: Principal | None, filter_: EventFilter) -> EventFilt
 def sees_stream(principal: Principal | None, name: str) -> bool:
     """Whether the principal may see stream ``name``."""
     tenant = tenant_of(principal)
-    return tenant is None or Stream.objects.filter(name=name, tenant=tenant).exists()
+    if tenant is None:
+        return True
+    # A name no stream can have (a NUL, which PostgreSQL refuses, ...) is nobody's.
+    return bool(STREAM_NAME.match(name)) and Stream.objects.filter(name=name, tenant=tenant).exists()
 
 
 def check_stream(principal: Principal | None, name: str) -> None:

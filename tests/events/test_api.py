@@ -176,6 +176,22 @@ def test_auth_is_required_and_scoped(make_token):
     assert denied.status_code == 403 and "events:write" in denied.json()["message"]
 
 
+@pytest.mark.parametrize(
+    "path", ["/api/v1/events", "/api/v1/streams", "/api/v1/schemas", "/api/v1/subscriptions",
+             "/api/v1/streams/s-1/snapshots"],
+)  # fmt: skip
+def test_head_and_options_need_what_get_needs(make_token, path):
+    """Views name a scope per method; HEAD and OPTIONS fell to admin where a view named only GET."""
+    reader = APIClient()
+    reader.credentials(HTTP_AUTHORIZATION=f"Bearer {make_token(['events:read'])}")
+    assert reader.get(path).status_code in (200, 404)
+    assert reader.head(path).status_code in (200, 404)
+    assert reader.options(path).status_code == 200
+    nobody = APIClient()
+    nobody.credentials(HTTP_AUTHORIZATION=f"Bearer {make_token(['events:write'])}")
+    assert nobody.head(path).status_code == 403
+
+
 def test_auth_can_be_turned_off(settings):
     settings.AUTH_REQUIRED = False
     assert APIClient().get("/api/v1/events").status_code == 200

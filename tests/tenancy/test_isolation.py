@@ -265,3 +265,17 @@ def test_stream_admin_of_another_tenant(make_token, world):
     response = post(globex_admin.api, {"name": world.streams[0]}, "/api/v1/streams")
     assert response.status_code == 403
     assert post(acme_admin.api, {"name": world.streams[0]}, "/api/v1/streams").status_code == 201
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/api/v1/streams/a%00b", "/api/v1/streams/a%00b/events", "/api/v1/streams/a%00b/snapshots",
+     "/api/v1/streams/a%00b/snapshots/latest", "/api/v1/streams/a%00b/state"],
+)  # fmt: skip
+def test_a_stream_name_no_stream_can_have_is_not_found_for_a_tenant(make_token, path):
+    """The tenant's check looked the name up first: PostgreSQL refuses a NUL (a 500)."""
+    acme = caller(make_token, ACME)
+    response = acme.api.get(path)
+    assert response.status_code == 404 and response.json()["error"] == "not_found"
+    response = post(acme.api, {"version": 0, "state": 1}, "/api/v1/streams/a%00b/snapshots")
+    assert response.status_code == 404
