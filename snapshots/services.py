@@ -32,6 +32,10 @@ class SnapshotVersionHidden(Conflict):
     code = "snapshot_version_hidden"
 
 
+class SnapshotSuperseded(Conflict):
+    code = "snapshot_superseded"
+
+
 def check_version(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidRequest(f"version must be an integer, got {type(value).__name__}", field="version")
@@ -91,7 +95,15 @@ def save_snapshot(stream: str, *, version: Any, state: Any, type: Any = None) ->
                 snapshot, created = Snapshot.objects.update_or_create(
                     stream_id=stream, type=label, version=version, defaults={"state": state}
                 )
-                _trim(stream, label)
+                if _trim(stream, label, snapshot.id):
+                    # Older than every snapshot kept: stored, it would be removed at once. Said, and
+                    # nothing written (the transaction rolls back), rather than a 201 for nothing.
+                    raise SnapshotSuperseded(
+                        f"stream {stream!r} keeps its {settings.SNAPSHOT_RETENTION} newest snapshots of this "
+                        f"type, all newer than version {version}; this one would not be kept",
+                        stream=stream,
+                        version=version,
+                    )
             return snapshot, created
         except IntegrityError:
             # Two saves of the same version raced on the unique index: the second replaces.
@@ -100,13 +112,15 @@ def save_snapshot(stream: str, *, version: Any, state: Any, type: Any = None) ->
     raise AssertionError("unreachable")
 
 
-def _trim(stream: str, label: str) -> None:
+def _trim(stream: str, label: str, saved: int) -> bool:
+    """Keep the newest SNAPSHOT_RETENTION snapshots; whether ``saved`` is among those removed."""
     keep = settings.SNAPSHOT_RETENTION
     if not keep:
-        return
-    old = (
+        return False
+    old = list(
         Snapshot.objects.filter(stream_id=stream, type=label)
         .order_by("-version")
         .values_list("id", flat=True)[keep:]
     )
-    Snapshot.objects.filter(id__in=list(old)).delete()
+    Snapshot.objects.filter(id__in=old).delete()
+    return saved in old

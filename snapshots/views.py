@@ -47,7 +47,8 @@ class SnapshotsView(APIView):
         summary="Save a snapshot of the stream's aggregate state at a version",
         description=(
             "201 when stored, 200 when it replaced the snapshot of the same type at that version. "
-            "409 when the version is beyond the stream's last version."
+            "409 when the version is beyond the stream's last version, or older than every "
+            "snapshot of its type that retention keeps."
         ),
         request=SnapshotCreateSerializer,
         responses={201: SnapshotSerializer, 200: SnapshotSerializer, 409: ErrorSerializer, **ERRORS},

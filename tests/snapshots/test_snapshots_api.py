@@ -88,6 +88,10 @@ def test_retention_keeps_the_newest_per_type(api):
     api.post(_url("execution-4"), {"version": 0, "state": {}, "type": "other"}, format="json")
     versions = [(s["version"], s["type"]) for s in api.get(_url("execution-4")).json()["snapshots"]]
     assert versions == [(4, None), (3, None), (0, "other")]
+    # Older than every one kept: said so, and nothing written (not a 201 for a snapshot removed at once).
+    older = api.post(_url("execution-4"), {"version": 1, "state": {"v": 1}}, format="json")
+    assert older.status_code == 409 and older.json()["error"] == "snapshot_superseded"
+    assert [s["version"] for s in api.get(_url("execution-4")).json()["snapshots"]] == [4, 3, 0]
 
 
 def test_version_beyond_the_stream_is_a_conflict(api):
