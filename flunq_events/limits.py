@@ -22,7 +22,7 @@ class BodyLimitMiddleware:
             if name == b"content-length" and (
                 not value.isdigit() or len(value) > 18 or int(value) > self.max_bytes
             ):
-                return await self._refuse(send, declared=True)
+                return await self._refuse(scope, send, declared=True)
         chunks: list[bytes] = []
         size = 0
         while True:
@@ -32,7 +32,7 @@ class BodyLimitMiddleware:
             body = message.get("body", b"")
             size += len(body)
             if size > self.max_bytes:
-                return await self._refuse(send, declared=False)
+                return await self._refuse(scope, send, declared=False)
             chunks.append(body)
             if not message.get("more_body", False):
                 break
@@ -47,15 +47,16 @@ class BodyLimitMiddleware:
 
         return await self.app(scope, replay, send)
 
-    async def _refuse(self, send, *, declared: bool) -> None:
+    async def _refuse(self, scope, send, *, declared: bool) -> None:
         how = "Content-Length" if declared else "body"
-        body = orjson.dumps(
-            {
-                "error": "payload_too_large",
-                "message": f"the request {how} exceeds the limit of {self.max_bytes} bytes",
-                "limit": self.max_bytes,
-            }
-        )
+        error = {
+            "error": "payload_too_large",
+            "message": f"the request {how} exceeds the limit of {self.max_bytes} bytes",
+            "limit": self.max_bytes,
+        }
+        if scope.get("path", "").startswith("/schema-registry/"):
+            error["error_code"] = 413  # what Confluent's clients read (schemas/confluent.py)
+        body = orjson.dumps(error)
         await send(
             {
                 "type": "http.response.start",
