@@ -14,6 +14,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from events.cloudevents import parse_time
+from events.selectors import is_type_pattern
 from flunq_events import params
 from flunq_events.errors import InvalidRequest
 from flunq_events.openapi import ErrorSerializer
@@ -266,6 +267,11 @@ def _dead_letter_filters(source, *, allow_subscription: bool) -> dict:
             values[name] = _moment(value, name)
         elif name == "reason":
             values[name] = inputs.choice(value, "reason", (DeadLetter.MAX_ATTEMPTS, DeadLetter.PARKED))
+        elif name == "type":
+            values[name] = inputs.text(value, name)
+            if not is_type_pattern(values[name]):  # the readers' rule: task.*, not **
+                raise InvalidRequest(f"type: a wildcard is allowed only at the end (task.*), got {value[:60]!r}",
+                                     field="type")  # fmt: skip
         else:
             values[name] = inputs.text(value, name)
     return values

@@ -220,6 +220,7 @@ def test_dead_letter_and_replay_endpoints_refuse_bad_input(admin_api):
         ("/replay", {"from": 1, "types": "a*b"}, "types/0"),
         ("/replay", {"from": 1, "since": 1}, None),
         ("/dead-letters/redrive", {"reason": "bored"}, "reason"),
+        ("/dead-letters/redrive", {"type": "**"}, "type"),
         ("/dead-letters/redrive", {"since": "noon"}, "since"),
         ("/dead-letters/redrive", {"ids": ["1"]}, "ids"),
         ("/dead-letters/redrive", {"limit": 0}, "limit"),
@@ -229,7 +230,14 @@ def test_dead_letter_and_replay_endpoints_refuse_bad_input(admin_api):
         assert response.status_code == 400, (path, body, response.json())
         if field:
             assert response.json()["field"] == field, (path, body)
-    for query in ({"reason": "x"}, {"since": "soon"}, {"limit": "0"}, {"colour": "red"}, {"after": "x"}):
+    for query in (
+        {"reason": "x"},
+        {"since": "soon"},
+        {"limit": "0"},
+        {"colour": "red"},
+        {"after": "x"},
+        {"type": "a*b"},
+    ):
         assert admin_api.get(f"{base}/dead-letters", query).status_code == 400, query
         assert admin_api.get("/api/v1/dead-letters", query).status_code == 400, query
     assert admin_api.get("/api/v1/dead-letters", {"subscription": "nope"}).status_code == 404
