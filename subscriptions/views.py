@@ -425,13 +425,30 @@ class ReplaysView(APIView):
     required_scopes = {"GET": "events:read", "POST": "admin"}
 
     @extend_schema(
-        operation_id="replays_list", summary="Replay jobs of a subscription", responses={200: dict, **ERRORS}
+        operation_id="replays_list",
+        summary="Replay jobs of a subscription, newest first",
+        parameters=[
+            OpenApiParameter("before", int, description="jobs older than this id (next_before)"),
+            OpenApiParameter("limit", int),
+        ],
+        responses={200: dict, **ERRORS},
     )
     def get(self, request, subscription_id: str):
-        params.reject_unknown(request.query_params, [])
+        query = request.query_params
+        params.reject_unknown(query, ["before", "limit"])
+        limit = params.limit(query)
+        before = params.integer(query, "before", None, minimum=1)
         subscription = services.get_subscription(_principal(request), subscription_id)
-        jobs = subscription.replays.order_by("-id")[:100]
-        return Response({"replays": [selectors.replay_as_dict(job) for job in jobs]})
+        jobs = subscription.replays.order_by("-id")  # newest first; ``before`` pages back
+        if before is not None:
+            jobs = jobs.filter(id__lt=before)
+        page = list(jobs[:limit])
+        return Response(
+            {
+                "replays": [selectors.replay_as_dict(job) for job in page],
+                "next_before": page[-1].id if len(page) == limit else None,
+            }
+        )
 
     @extend_schema(
         operation_id="replay_create",

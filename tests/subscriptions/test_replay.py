@@ -199,3 +199,18 @@ def test_rewind_moves_the_live_checkpoint(api, admin_api):
     got = pull.fetch(Subscription.objects.get(id=sub_id), consumer="c", max_events=10, lease_seconds=30)
     assert [m.event["position"] for m in got] == positions[1:]
     assert get_event(got[0].event["id"])["position"] == positions[1]
+
+
+def test_replay_jobs_are_listed_newest_first_in_pages(api, admin_api):
+    sub_id = api.post("/api/v1/subscriptions", {"name": "pages", "kind": "pull"}, format="json").json()["id"]
+    jobs = [
+        admin_api.post(f"/api/v1/subscriptions/{sub_id}/replay", {"from": 0}, format="json").json()["id"]
+        for _ in range(5)
+    ]
+    url = f"/api/v1/subscriptions/{sub_id}/replays"
+    first = api.get(url, {"limit": 2}).json()
+    assert [j["id"] for j in first["replays"]] == jobs[:-3:-1] and first["next_before"] == jobs[3]
+    rest = api.get(url, {"limit": 3, "before": first["next_before"]}).json()
+    assert [j["id"] for j in rest["replays"]] == jobs[2::-1] and rest["next_before"] == jobs[0]
+    assert api.get(url, {"before": jobs[0]}).json() == {"replays": [], "next_before": None}
+    assert api.get(url, {"before": "x"}).status_code == 400
