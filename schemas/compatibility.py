@@ -104,7 +104,10 @@ class Result:
 def check(reader: Schema, writer: Schema) -> list[Difference]:
     """Every reason ``reader`` might reject data valid under ``writer`` ([] = compatible)."""
     checker = _Checker(_Root(reader), _Root(writer))
-    found = checker.cmp(_Node(reader, "#"), _W((_Node(writer, "#"),)), "#")
+    try:
+        found = checker.cmp(_Node(reader, "#"), _W((_Node(writer, "#"),)), "#")
+    except RecursionError:
+        raise SchemaError("the schemas nest too deeply to be compared") from None
     unique: dict[tuple[str, str], Difference] = {}
     for d in found:  # the same problem is often reached through several writer branches
         unique.setdefault((d.pointer, d.kind), d)
@@ -520,7 +523,7 @@ class _Checker:
         # Recursion: meeting the same pair again one or more instance levels deeper, we may
         # assume it holds (induction on the depth of the instance). Meeting it at the same
         # depth means a $ref cycle that never consumes input, which no validator can evaluate.
-        key = (r.loc, tuple(sorted(c.loc for c in wx.conj)), tuple(sorted(e.loc for e in wx.excl)))
+        key = (r.loc, tuple(sorted({c.loc for c in wx.conj})), tuple(sorted({e.loc for e in wx.excl})))
         if key in self.active:
             if self.active[key] == self.depth:
                 raise SchemaError(f"unguarded recursive $ref around {r.loc}")

@@ -246,6 +246,18 @@ def _check(index: int, event: NewEvent, target: Target, errors: list[dict]) -> N
         errors.append({"index": index, "pointer": f"/{index}/data", "keyword": "$ref", **label,
                        "message": f"the schema has a reference that does not resolve: {exc}"})  # fmt: skip
         return
+    except RecursionError:
+        # A schema registered before such schemas were refused: its $ref loops never end.
+        errors.append({"index": index, "pointer": f"/{index}/data", "keyword": "$ref", **label,
+                       "message": "the schema cannot be evaluated: it has an unguarded recursive $ref "
+                                  "(it applies itself to the same data forever); register a fixed version"})  # fmt: skip
+        return
+    except (AttributeError, TypeError, LookupError, ValueError) as exc:
+        # E.g. a $ref to a value that is not a schema, in a schema registered before those were refused.
+        errors.append({"index": index, "pointer": f"/{index}/data", "keyword": "$ref", **label,
+                       "message": f"the schema cannot be evaluated ({type(exc).__name__}: {_short(str(exc), 100)}); "
+                                  "register a fixed version"})  # fmt: skip
+        return
     for error in found:
         message = _short(error.message)
         if not event.has_data:

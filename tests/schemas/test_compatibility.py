@@ -1178,6 +1178,14 @@ def test_unguarded_recursion_is_a_schema_error():
         check(loop, I)
 
 
+def test_unguarded_recursion_through_a_writer_choice_is_a_schema_error():
+    # Each split of the writer's oneOf adds the other branch to the exclusions again.
+    loop = {"oneOf": [{"const": None}, {"$ref": "#"}]}
+    for reader, writer in ((obj({}), loop), (loop, obj({}))):
+        with pytest.raises(SchemaError, match="unguarded recursive"):
+            is_compatible(reader, [writer], "FULL")
+
+
 def test_ref_siblings_follow_the_declared_dialect():
     # 2020-12: "required" next to $ref applies, so the writer guarantees "a".
     new_dialect = {"$schema": "https://json-schema.org/draft/2020-12/schema", "$defs": {"o": obj({"a": S})}}

@@ -10,7 +10,7 @@ from events import services as events
 from events.cloudevents import from_structured
 from events.models import Event
 from flunq_events.errors import ValidationFailed
-from schemas import services, validation
+from schemas import documents, services, validation
 from schemas.models import Schema, SchemaVersion, Subject
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -220,4 +220,27 @@ def test_rest_append_answers_422_with_the_errors(api):
     assert payload["error"] == "schema_validation_failed"
     assert payload["errors"][0]["pointer"] == "/0/data/amount"
     assert "/0/data/amount" in payload["message"]
+    assert stored() == 0
+
+
+def _written_around_the_registry(document: dict) -> None:
+    text = documents.canonical(document)
+    schema = Schema.objects.create(canonical=text, fingerprint=documents.fingerprint(text), document=document)
+    SchemaVersion.objects.create(subject=Subject.objects.create(name="order.placed", last_version=1), version=1,
+                                 schema=schema)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("document", "words"),
+    [
+        ({"$defs": {"a": {"$ref": "#/$defs/a", "type": "string"}}, "$ref": "#/$defs/a"}, "unguarded recursive $ref"),
+        ({"$ref": "#", "type": "string"}, "unguarded recursive $ref"),
+        ({"$ref": "#/$defs/x/type", "$defs": {"x": {"type": "string"}}}, "cannot be evaluated"),
+    ],
+)  # fmt: skip
+def test_a_schema_that_cannot_be_evaluated_refuses_with_422_not_a_crash(document, words):
+    # Such schemas are refused at registration now; a row stored before must not crash appends.
+    _written_around_the_registry(document)
+    errors = refused(event(data=5))
+    assert errors[0]["keyword"] == "$ref" and words in errors[0]["message"], errors
     assert stored() == 0
