@@ -32,10 +32,8 @@ incompatible, but it never calls an unsafe change compatible. Messages read
 
 from __future__ import annotations
 
-import functools
 import json
 import math
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -43,6 +41,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from flunq_events.numbers import is_digits
+from schemas import patterns
 
 Schema = dict[str, Any] | bool
 
@@ -284,18 +283,18 @@ def _frac(x: Any) -> Fraction:
     return Fraction(str(x))  # via str so that 0.1 is 1/10, not its binary approximation
 
 
-@functools.lru_cache(maxsize=512)
-def _regex(p: str) -> re.Pattern:
+def _regex(p: str) -> None:
     try:
-        return re.compile(p)
-    except re.error as e:
+        patterns.check(p)
+    except patterns.PatternError as e:
         raise SchemaError(f"pattern {p!r} is not a regular expression this checker understands: {e}") from e
 
 
 def _matches(p: str, s: str) -> bool:
+    """Matched by the validator's engine (linear time; see ``schemas.patterns``), never ``re``."""
     try:
-        return _regex(p).search(s) is not None
-    except SchemaError:
+        return patterns.search(p, s)
+    except patterns.PatternError:
         return False
 
 

@@ -22,11 +22,11 @@ schema registered twice (or under two subjects) gets the same global id.
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Iterator
 from typing import Any
 
 import jsonschema
+import jsonschema_rs
 import orjson
 import referencing
 import referencing.exceptions
@@ -35,6 +35,7 @@ from jsonschema.validators import Draft7Validator, Draft202012Validator
 from referencing.jsonschema import DRAFT7, DRAFT202012
 
 from flunq_events.jsonutil import JSONError, check_value
+from schemas import patterns
 from schemas.errors import InvalidSchema
 
 DRAFTS: dict[str, tuple[type[jsonschema.protocols.Validator], referencing.Specification]] = {
@@ -124,6 +125,14 @@ def check_document(value: Any) -> dict:
             keyword=error.validator,
         )
     _check_patterns_and_refs(value)
+    try:  # the engine validation uses must take it (it also rejects what the checks above miss)
+        jsonschema_rs.validator_for(
+            value, offline=True, validate_formats=False, pattern_options=patterns.OPTIONS
+        )
+    except Exception as exc:
+        raise InvalidSchema(
+            f"the validator cannot compile this schema: {_short(str(exc).splitlines()[0] if str(exc) else repr(exc))}"
+        ) from None
     return value
 
 
@@ -156,10 +165,11 @@ def _check_patterns_and_refs(document: dict) -> None:
             regexes.extend((key, (*where, "patternProperties", key)) for key in node["patternProperties"])
         for regex, at in regexes:
             try:
-                re.compile(regex)
-            except re.error as exc:
+                patterns.check(regex)
+            except patterns.PatternError as exc:
                 raise InvalidSchema(
-                    f"{pointer(at)}: {regex[:100]!r} is not a valid regular expression: {exc}",
+                    f"{pointer(at)}: {regex[:100]!r} is not a valid regular expression (ECMA-262, as "
+                    f"JSON Schema specifies; Python-only syntax such as (?P=name) is not): {_short(str(exc), 200)}",
                     pointer=pointer(at),
                 ) from None
         for keyword in _REF_KEYWORDS:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from rest_framework.test import APIClient
 
@@ -242,3 +244,17 @@ def test_c1_control_characters_in_subject_names_are_refused(admin_api):
     assert (response.status_code, response.json()["error"]) == (422, "invalid_subject")
     response = admin_api.post("/api/v1/schemas", {"subject": "a\u009fb", "schema": {}}, format="json")
     assert (response.status_code, response.json()["error"]) == (422, "invalid_subject")
+
+
+def test_compatibility_check_matches_patterns_in_linear_time(admin_api, reader):
+    # Python's re needs about 2**n steps for ^(a+)+$ against "a" * n + "!" (a minute at n = 29).
+    admin_api.post("/api/v1/schemas", {"subject": "s", "schema": {"type": "object", "properties": {"x": {}}}},
+                   format="json")  # fmt: skip
+    candidate = {"type": "object", "properties": {"a" * 27 + "!": {"type": "string"}},
+                 "patternProperties": {"^(a+)+$": {"type": "integer"}}}  # fmt: skip
+    started = time.perf_counter()
+    response = reader.post(
+        "/api/v1/schemas/s/compatibility", {"schema": candidate, "mode": "FULL"}, format="json"
+    )
+    assert time.perf_counter() - started < 2
+    assert response.status_code == 200 and response.json()["compatible"] is False
