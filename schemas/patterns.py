@@ -22,14 +22,17 @@ class PatternError(ValueError):
     """Not a regular expression the validator accepts."""
 
 
-@functools.lru_cache(maxsize=1024)
-def _matcher(pattern: str):
+def matcher(pattern: str):
+    """A compiled matcher: ``matcher(p).is_valid(text)`` is ``search(p, text)``."""
     try:
         return jsonschema_rs.validator_for(
             {"type": "string", "pattern": pattern}, pattern_options=OPTIONS, validate_formats=False
         )
     except jsonschema_rs.ValidationError as exc:
         raise PatternError(str(exc).splitlines()[0]) from None
+
+
+_matcher = functools.lru_cache(maxsize=1024)(matcher)
 
 
 def check(pattern: str) -> None:

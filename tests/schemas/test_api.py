@@ -258,3 +258,20 @@ def test_compatibility_check_matches_patterns_in_linear_time(admin_api, reader):
     )
     assert time.perf_counter() - started < 2
     assert response.status_code == 200 and response.json()["compatible"] is False
+
+
+def test_a_comparison_past_the_work_budget_is_422(admin_api, reader):
+    old = {"type": "object", "properties": {f"n{i}": {"type": "string"} for i in range(3000)}}
+    admin_api.post("/api/v1/schemas", {"subject": "s", "schema": old}, format="json")
+    candidate = {"type": "object", "properties": {f"c{i}": {"type": "integer"} for i in range(1500)},
+                 "patternProperties": {f"^z{i}$": {"type": "integer"} for i in range(1500)}}  # fmt: skip
+    started = time.perf_counter()
+    checked = reader.post(
+        "/api/v1/schemas/s/compatibility", {"schema": candidate, "mode": "FULL"}, format="json"
+    )
+    registered = admin_api.post("/api/v1/schemas/s/versions", {"schema": candidate}, format="json")
+    assert time.perf_counter() - started < 10
+    for response in (checked, registered):
+        assert response.status_code == 422, response.json()
+        assert response.json()["error"] == "invalid_schema"
+        assert "too complex to compare" in response.json()["message"]

@@ -301,3 +301,16 @@ def test_an_internal_error_has_the_registry_shape(reader, monkeypatch):
     status, body = reader.call("post", "/compatibility/subjects/s/versions", schema_body({}))
     assert status == 500
     assert body == {"error_code": 50001, "message": "internal error; see the server log"}
+
+
+def test_a_comparison_past_the_work_budget_is_42201(registry, reader):
+    def pairs(swap: bool) -> dict:
+        first, second = ("integer", "string") if swap else ("string", "integer")
+        return {"allOf": [{"anyOf": [{"type": "object", "properties": {f"p{i}": {"type": first}}},
+                                     {"type": "object", "properties": {f"q{i}": {"type": second}}}]}
+                          for i in range(9)]}  # fmt: skip
+
+    assert registry.call("put", "/config/s", {"compatibility": "FULL"})[0] == 200
+    assert registry.call("post", "/subjects/s/versions", schema_body(pairs(False)))[0] == 200
+    status, body = reader.call("post", "/compatibility/subjects/s/versions/latest", schema_body(pairs(True)))
+    assert (status, body["error_code"]) == (422, 42201) and "too complex to compare" in body["message"]
