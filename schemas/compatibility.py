@@ -24,6 +24,9 @@ Tiny example::
     is_compatible(new, [old], "BACKWARD").compatible   # True
     is_compatible(new, [old], "FORWARD").compatible    # False
 
+Each ``is_compatible`` (or ``check``) call has a work budget of ``MAX_STEPS``; past it,
+``TooComplex`` (a ``SchemaError``) instead of minutes of CPU.
+
 The checker is *sound but incomplete*: whenever it cannot prove that the reader accepts
 everything the writer accepts, it reports a difference. It may therefore call a safe change
 incompatible, but it never calls an unsafe change compatible. Messages read
@@ -32,10 +35,10 @@ incompatible, but it never calls an unsafe change compatible. Messages read
 
 from __future__ import annotations
 
-import functools
+import contextlib
+import contextvars
 import json
 import math
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -43,6 +46,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from flunq_events.numbers import is_digits
+from schemas import patterns
 
 Schema = dict[str, Any] | bool
 
@@ -59,6 +63,57 @@ MODES = (
 
 class SchemaError(ValueError):
     """The schema uses something the checker cannot reason about (e.g. a non-local ``$ref``)."""
+
+
+class TooComplex(SchemaError):
+    """Comparing the schemas would take more than ``MAX_STEPS`` steps of the checker."""
+
+
+# The checker's work budget for one is_compatible (or check) call. A step is a comparison of a
+# reader subschema with a writer conjunction, a disjointness proof, a structural-equality node or
+# a pattern matched against a name. The largest comparison in the tests and seeds takes a few
+# thousand; a second of CPU is roughly 100,000 to 300,000. Past the budget the schemas are
+# refused as too complex to compare (422), instead of holding a CPU for minutes.
+MAX_STEPS = 500_000
+
+
+class _Budget:
+    __slots__ = ("limit", "matchers", "steps")
+
+    def __init__(self, limit: int) -> None:
+        self.steps, self.limit = 0, limit
+        self.matchers: dict[str, Any] = {}  # compiled patterns, for this comparison
+
+    def spend(self, n: int = 1) -> None:
+        self.steps += n
+        if self.steps > self.limit:
+            raise TooComplex(
+                f"the schemas are too complex to compare: the check needs more than {self.limit} steps "
+                "(nested anyOf/oneOf/allOf branches multiply, and so do many properties times many "
+                "patternProperties)"
+            )
+
+
+_budget: contextvars.ContextVar[_Budget | None] = contextvars.ContextVar("compatibility_budget", default=None)
+
+
+def _spend(n: int = 1) -> None:
+    budget = _budget.get()
+    if budget is not None:
+        budget.spend(n)
+
+
+@contextlib.contextmanager
+def _budgeted():
+    """One budget for everything compared inside (an outer budget, if any, is kept)."""
+    if _budget.get() is not None:
+        yield
+        return
+    token = _budget.set(_Budget(MAX_STEPS))
+    try:
+        yield
+    finally:
+        _budget.reset(token)
 
 
 @dataclass(frozen=True)
@@ -103,8 +158,12 @@ class Result:
 
 def check(reader: Schema, writer: Schema) -> list[Difference]:
     """Every reason ``reader`` might reject data valid under ``writer`` ([] = compatible)."""
-    checker = _Checker(_Root(reader), _Root(writer))
-    found = checker.cmp(_Node(reader, "#"), _W((_Node(writer, "#"),)), "#")
+    try:
+        with _budgeted():
+            checker = _Checker(_Root(reader), _Root(writer))
+            found = checker.cmp(_Node(reader, "#"), _W((_Node(writer, "#"),)), "#")
+    except RecursionError:
+        raise SchemaError("the schemas nest too deeply to be compared") from None
     unique: dict[tuple[str, str], Difference] = {}
     for d in found:  # the same problem is often reached through several writer branches
         unique.setdefault((d.pointer, d.kind), d)
@@ -122,11 +181,12 @@ def is_compatible(new: Schema, previous: Sequence[Schema], mode: str) -> Result:
     targets = range(last + 1) if mode.endswith("_TRANSITIVE") else [last]
     base = mode.removesuffix("_TRANSITIVE")
     found: list[VersionedDifference] = []
-    for i in targets:
-        if base in ("BACKWARD", "FULL"):
-            found += [VersionedDifference(i, "BACKWARD", d) for d in check(new, previous[i])]
-        if base in ("FORWARD", "FULL"):
-            found += [VersionedDifference(i, "FORWARD", d) for d in check(previous[i], new)]
+    with _budgeted():
+        for i in targets:
+            if base in ("BACKWARD", "FULL"):
+                found += [VersionedDifference(i, "BACKWARD", d) for d in check(new, previous[i])]
+            if base in ("FORWARD", "FULL"):
+                found += [VersionedDifference(i, "FORWARD", d) for d in check(previous[i], new)]
     return Result(mode, not found, found)
 
 
@@ -281,17 +341,27 @@ def _frac(x: Any) -> Fraction:
     return Fraction(str(x))  # via str so that 0.1 is 1/10, not its binary approximation
 
 
-@functools.lru_cache(maxsize=512)
-def _regex(p: str) -> re.Pattern:
-    try:
-        return re.compile(p)
-    except re.error as e:
-        raise SchemaError(f"pattern {p!r} is not a regular expression this checker understands: {e}") from e
+def _regex(p: str) -> Any:
+    budget = _budget.get()
+    found = budget.matchers.get(p) if budget is not None else None
+    if found is None:
+        _spend(5)
+        try:
+            found = patterns.matcher(p)
+        except patterns.PatternError as e:
+            raise SchemaError(
+                f"pattern {p!r} is not a regular expression this checker understands: {e}"
+            ) from e
+        if budget is not None:
+            budget.matchers[p] = found
+    return found
 
 
 def _matches(p: str, s: str) -> bool:
+    """Matched by the validator's engine (linear time; see ``schemas.patterns``), never ``re``."""
+    _spend()
     try:
-        return _regex(p).search(s) is not None
+        return _regex(p).is_valid(s)
     except SchemaError:
         return False
 
@@ -352,6 +422,7 @@ class _Facts:
     """What every instance accepted by a writer conjunction is known to satisfy."""
 
     def __init__(self, nodes: Sequence[_Node]):
+        _spend(20 + len(nodes))
         self.types = _ALL_TYPES
         self.values: list | None = None  # finite set of possible values, when known
         self.lo = self.hi = None
@@ -512,6 +583,7 @@ class _Checker:
     def cmp(self, r: _Node, w: _W, ptr: str, alts: int = 0) -> list[Difference]:
         if _trivial(r.schema):
             return []
+        _spend(10)
         if self.use_equality_shortcut and any(self.same(r, c) for c in w.conj):
             return []  # the writer enforces this very schema
         wx = self.expand(w, self.w_root)
@@ -520,7 +592,7 @@ class _Checker:
         # Recursion: meeting the same pair again one or more instance levels deeper, we may
         # assume it holds (induction on the depth of the instance). Meeting it at the same
         # depth means a $ref cycle that never consumes input, which no validator can evaluate.
-        key = (r.loc, tuple(sorted(c.loc for c in wx.conj)), tuple(sorted(e.loc for e in wx.excl)))
+        key = (r.loc, tuple(sorted({c.loc for c in wx.conj})), tuple(sorted({e.loc for e in wx.excl})))
         if key in self.active:
             if self.active[key] == self.depth:
                 raise SchemaError(f"unguarded recursive $ref around {r.loc}")
@@ -543,6 +615,7 @@ class _Checker:
         todo = list(w.conj)
         while todo:
             n = todo.pop(0)
+            _spend(2)
             if n.loc in seen:
                 continue  # X and X is X; this also stops $ref cycles
             seen.add(n.loc)
@@ -674,6 +747,7 @@ class _Checker:
         return self._same(a.schema, b.schema, set())
 
     def _same(self, a: Any, b: Any, seen: set) -> bool:
+        _spend()
         if _trivial(a) or _trivial(b):
             return _trivial(a) and _trivial(b)
         if not isinstance(a, dict) or not isinstance(b, dict):
@@ -870,6 +944,7 @@ class _Checker:
     @staticmethod
     def for_name(w: _W, name: str) -> list[_Node] | None:
         """The schemas the writer applies to property ``name``; None if it never allows it."""
+        _spend(1 + len(w.conj))
         out = []
         for c in w.conj:
             props, pats, ap, kw = _obj_model(c.schema)
@@ -1257,6 +1332,7 @@ class _Checker:
         ``cheap`` skips the costly proof through the writer's exclusions."""
         if depth > 6:
             return False
+        _spend(10)
         # Locations identify node contents within one check, so results can be reused.
         key = (*(tuple(n.loc for n in x) for x in (w.conj, w.excl, r.conj)), depth)
         if key not in self.disjoint_memo:

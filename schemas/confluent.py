@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 from typing import Any
 
 from django.conf import settings
@@ -44,6 +45,7 @@ from schemas.models import SchemaVersion
 MEDIA_TYPE = "application/vnd.schemaregistry.v1+json"
 READ = "events:read"
 SCHEMA_TYPE = "JSON"
+logger = logging.getLogger(__name__)
 
 
 class RegistryRenderer(api.JSONRenderer):
@@ -81,7 +83,13 @@ _STATUS_CODES = {401: 40101, 403: 40301, 500: 50001}
 def exception_handler(exc: Exception, context: dict) -> Response | None:
     response = api.exception_handler(exc, context)
     if response is None:
-        return None
+        if settings.DEBUG:
+            return None  # Django's debug page
+        # An unexpected error: logged with its traceback, answered in the registry's shape.
+        request = context.get("request")
+        where = f"{request.method} {request.path}" if request is not None else "a schema registry request"
+        logger.error("internal error in %s", where, exc_info=exc)
+        return Response({"error_code": 50001, "message": "internal error; see the server log"}, status=500)
     code = getattr(exc, "registry_code", None) or _STATUS_CODES.get(
         response.status_code, response.status_code
     )

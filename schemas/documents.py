@@ -10,7 +10,10 @@
 - a document the draft's metaschema rejects (checked with jsonschema's validator for that draft);
 - a ``pattern`` or ``patternProperties`` key that is not a valid regular expression;
 - a ``$ref``/``$dynamicRef`` that is not local (``#...``): remote references are never fetched;
-  a local one that does not resolve.
+  a local one that does not resolve (resolved as the validator resolves it: nested ``$id``s
+  move the base URI) or does not point at a schema;
+- an unguarded recursive ``$ref``: a cycle of references and in-place applicators that never
+  descends into the data, which no validator can finish.
 
 ``canonical(document)`` is the compact, key-sorted JSON text that identifies a schema: the same
 schema registered twice (or under two subjects) gets the same global id.
@@ -19,11 +22,11 @@ schema registered twice (or under two subjects) gets the same global id.
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Iterator
 from typing import Any
 
 import jsonschema
+import jsonschema_rs
 import orjson
 import referencing
 import referencing.exceptions
@@ -32,6 +35,7 @@ from jsonschema.validators import Draft7Validator, Draft202012Validator
 from referencing.jsonschema import DRAFT7, DRAFT202012
 
 from flunq_events.jsonutil import JSONError, check_value
+from schemas import patterns
 from schemas.errors import InvalidSchema
 
 DRAFTS: dict[str, tuple[type[jsonschema.protocols.Validator], referencing.Specification]] = {
@@ -105,7 +109,7 @@ def check_document(value: Any) -> dict:
         check_value(value, max_depth=settings.SCHEMA_MAX_DEPTH)
     except JSONError as exc:
         raise InvalidSchema(f"schema refused: {exc}", limit=settings.SCHEMA_MAX_DEPTH) from None
-    size = len(canonical(value))
+    size = len(canonical(value).encode())  # UTF-8 bytes: "\U0001f600" is 4 of them
     if size > settings.SCHEMA_MAX_BYTES:
         raise InvalidSchema(
             f"the schema is {size} bytes of JSON; at most {settings.SCHEMA_MAX_BYTES} are accepted",
@@ -121,6 +125,14 @@ def check_document(value: Any) -> dict:
             keyword=error.validator,
         )
     _check_patterns_and_refs(value)
+    try:  # the engine validation uses must take it (it also rejects what the checks above miss)
+        jsonschema_rs.validator_for(
+            value, offline=True, validate_formats=False, pattern_options=patterns.OPTIONS
+        )
+    except Exception as exc:
+        raise InvalidSchema(
+            f"the validator cannot compile this schema: {_short(str(exc).splitlines()[0] if str(exc) else repr(exc))}"
+        ) from None
     return value
 
 
@@ -145,7 +157,6 @@ def _walk(node: Any, path: tuple) -> Iterator[tuple[dict, tuple]]:
 
 
 def _check_patterns_and_refs(document: dict) -> None:
-    resolver = registry_for(document).resolver(base_uri=document.get("$id", "") or "")
     for node, where in _walk(document, ()):
         regexes = []
         if isinstance(node.get("pattern"), str):
@@ -154,29 +165,144 @@ def _check_patterns_and_refs(document: dict) -> None:
             regexes.extend((key, (*where, "patternProperties", key)) for key in node["patternProperties"])
         for regex, at in regexes:
             try:
-                re.compile(regex)
-            except re.error as exc:
+                patterns.check(regex)
+            except patterns.PatternError as exc:
                 raise InvalidSchema(
-                    f"{pointer(at)}: {regex[:100]!r} is not a valid regular expression: {exc}",
+                    f"{pointer(at)}: {regex[:100]!r} is not a valid regular expression (ECMA-262, as "
+                    f"JSON Schema specifies; Python-only syntax such as (?P=name) is not): {_short(str(exc), 200)}",
                     pointer=pointer(at),
                 ) from None
         for keyword in _REF_KEYWORDS:
             ref = node.get(keyword)
-            if not isinstance(ref, str):
-                continue
-            at = pointer((*where, keyword))
-            if not ref.startswith("#"):
+            if isinstance(ref, str) and not ref.startswith("#"):
+                at = pointer((*where, keyword))
                 raise InvalidSchema(
                     f"{at}: {ref[:200]!r} is not a local reference; only references into this "
                     "document ('#/$defs/...') are allowed, remote schemas are never fetched",
                     pointer=at,
                 )
-            try:
-                resolver.lookup(ref)
-            except referencing.exceptions.Unresolvable:
-                raise InvalidSchema(
-                    f"{at}: {ref[:200]!r} does not resolve in this document", pointer=at
-                ) from None
+    _check_references(document)
+
+
+# Keywords that apply their subschemas to the very instance they are in (no data consumed):
+# a cycle through them and $ref never ends. Every other subschema applies to a part of the
+# instance (a property, an item, a name), which is what makes a recursive schema terminate.
+_IN_PLACE = frozenset(
+    {"allOf", "anyOf", "oneOf", "not", "if", "then", "else", "dependentSchemas", "dependencies"}
+)
+_MAX_REFERENCE_STATES = 200_000
+
+
+def _check_references(document: dict) -> None:
+    """Resolve every ``$ref``/``$dynamicRef`` exactly as the validator does (jsonschema's
+    ``referencing`` resolver, whose base URI follows nested ``$id``s), refuse a reference that
+    does not resolve or does not point at a schema, and refuse a cycle of references and
+    in-place applicators that never consumes data (validating it would never end).
+
+    The states are (schema object, base URI), reached from the root as the validator reaches
+    them: a subschema with the resolver of its parent entered into it, a reference target with
+    the resolver the lookup returns. Schemas the validator never applies ($defs, keywords next to
+    a draft-7 $ref, unknown keywords) are visited too, so that their references are checked."""
+    draft = draft_of(document)
+    specification = DRAFTS[draft][1]
+    legacy_ref = draft != DEFAULT_DRAFT  # draft 7: keywords next to $ref are ignored
+    root = registry_for(document).resolver_with_root(specification.create_resource(document))
+    paths: dict[int, tuple] = {}
+    for node, where in _walk(document, ()):
+        paths.setdefault(id(node), where)
+    states: dict[tuple[int, str], tuple[dict, Any]] = {}
+    in_place: dict[tuple[int, str], list[tuple[tuple[int, str], str]]] = {}
+
+    def state(node: dict, resolver) -> tuple[int, str]:
+        key = (id(node), resolver._base_uri)
+        if key not in states:
+            if len(states) >= _MAX_REFERENCE_STATES:
+                raise InvalidSchema("the schema has too many references to check")
+            states[key] = (node, resolver)
+            todo.append(key)
+        return key
+
+    todo: list[tuple[int, str]] = []
+    state(document, root)
+    while todo:
+        key = todo.pop()
+        node, resolver = states[key]
+        where = paths.get(id(node), ())
+        edges = in_place.setdefault(key, [])
+        ignores_siblings = legacy_ref and "$ref" in node
+        for keyword, child in node.items():
+            if keyword in _DATA_KEYWORDS:
+                continue
+            applied = keyword in _IN_PLACE and not ignores_siblings
+            if keyword in _REF_KEYWORDS:
+                if not isinstance(child, str) or (keyword == "$dynamicRef" and legacy_ref):
+                    continue
+                at = pointer((*where, keyword))
+                target, target_resolver = _lookup(resolver, child, at)
+                if isinstance(target, dict):
+                    edges.append((state(target, target_resolver), at))
+                continue
+            if isinstance(child, dict) and (keyword in _SCHEMA_MAPS or keyword == "dependencies"):
+                subs = list(child.values())
+            elif isinstance(child, list):
+                subs = child
+            else:
+                subs = [child]
+            for sub in subs:
+                if isinstance(sub, dict):
+                    target = state(sub, resolver.in_subresource(specification.create_resource(sub)))
+                    if applied:
+                        edges.append((target, pointer((*where, keyword))))
+    cycle = _cycle(in_place)
+    if cycle is not None:
+        raise InvalidSchema(
+            f"{cycle}: unguarded recursive $ref: the schema applies itself to the same data without "
+            "descending into a property or item, so validating it would never end",
+            pointer=cycle,
+        )
+
+
+def _lookup(resolver, ref: str, at: str) -> tuple[Any, Any]:
+    try:
+        resolved = resolver.lookup(ref)
+    except Exception as exc:  # Unresolvable, or a pointer walking into a value it cannot index
+        base = resolver._base_uri
+        against = f" (resolved against the base URI {base[:200]!r} of an enclosing $id)" if base else ""
+        detail = "" if isinstance(exc, referencing.exceptions.Unresolvable) else f": {exc}"
+        raise InvalidSchema(
+            f"{at}: {ref[:200]!r} does not resolve in this document{against}{detail}", pointer=at
+        ) from None
+    if not isinstance(resolved.contents, dict | bool):
+        raise InvalidSchema(
+            f"{at}: {ref[:200]!r} does not point at a schema (it points at a "
+            f"{type(resolved.contents).__name__})",
+            pointer=at,
+        )
+    return resolved.contents, resolved.resolver
+
+
+def _cycle(edges: dict) -> str | None:
+    """The pointer of an edge that closes a cycle in ``edges``, or None (iterative DFS)."""
+    done: set = set()
+    for start in edges:
+        if start in done:
+            continue
+        on_path = {start}
+        stack = [(start, iter(edges.get(start, ())))]
+        while stack:
+            key, children = stack[-1]
+            for child, at in children:
+                if child in on_path:
+                    return at
+                if child not in done:
+                    on_path.add(child)
+                    stack.append((child, iter(edges.get(child, ()))))
+                    break
+            else:
+                stack.pop()
+                on_path.discard(key)
+                done.add(key)
+    return None
 
 
 def _short(message: str, limit: int = 300) -> str:

@@ -58,8 +58,9 @@ from schemas.models import (
 
 LATEST = "latest"
 MAX_SUBJECT_LENGTH = 255
-# Printable, no "/" (it would not survive routing), no whitespace at either end.
-_SUBJECT = re.compile(r"^[^\x00-\x1f\x7f/]+\Z")
+# No control character (Unicode category Cc: C0, DEL and C1), no "/" (it would not survive
+# routing), no whitespace at either end.
+_SUBJECT = re.compile(r"^[^\x00-\x1f\x7f-\x9f/]+\Z")
 _UNSET: Any = object()
 
 

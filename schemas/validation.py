@@ -16,12 +16,12 @@ keyword, the message, and the schema location; the whole batch is refused with 4
 (``ValidationFailed``). An event without data is validated as ``null``; an event with binary data
 (``data_base64``) cannot be checked against a JSON schema and is refused.
 
-Engines: ``jsonschema`` (with a ``referencing`` registry that holds only the schema itself, so
-remote ``$ref``s are never fetched) is the validator of record: it decides every refusal and
-writes every error. In front of it sits ``jsonschema-rs`` (offline: it never retrieves either;
-formats are annotations in both), about 100x faster, which only answers "valid" for the common
-case; an event is refused only when both find it invalid. A schema ``jsonschema-rs`` cannot
-compile (e.g. a regular expression only Python accepts) is validated by ``jsonschema`` alone.
+Engines: ``jsonschema-rs`` (offline: it never retrieves; formats are annotations) decides and
+lists every error. Its regular expressions never backtrack without limit (``schemas.patterns``),
+where Python's ``re`` in ``jsonschema`` can take minutes on ``^(a+)+$`` holding the GIL.
+Registration refuses schemas jsonschema-rs cannot compile; rows stored before that check are
+validated by ``jsonschema`` (a ``referencing`` registry that holds only the schema itself, so
+remote ``$ref``s are never fetched), and a schema it cannot evaluate refuses the event (422).
 
 Cost, kept small by two caches per process:
 
@@ -51,7 +51,7 @@ from django.db import connection
 from events.cloudevents import NewEvent
 from flunq_events.errors import ValidationFailed
 from flunq_events.numbers import is_digits
-from schemas import documents
+from schemas import documents, patterns
 
 MAX_REPORTED_ERRORS = 100
 MAX_VALIDATORS = 2048
@@ -137,24 +137,54 @@ def _named_target(subject: str, version: int) -> Target | None:
 
 
 @dataclass(frozen=True, slots=True)
+class Failure:
+    """One validation error: where in the data, the keyword, the message, where in the schema."""
+
+    path: tuple
+    keyword: str | None
+    message: str
+    schema_path: tuple
+
+
+@dataclass(frozen=True, slots=True)
 class Compiled:
-    """A schema's two validators: ``fast`` (jsonschema-rs, may be None) and ``full`` (jsonschema)."""
+    """A schema's validators: ``fast`` (jsonschema-rs; None when it cannot compile the schema)
+    and ``full`` (jsonschema, used only for those)."""
 
     fast: Any
     full: Any
 
-    def errors(self, data: Any) -> list:
-        if self.fast is not None and self.fast.is_valid(data):
-            return []
-        return list(self.full.iter_errors(data))
+    def errors(self, data: Any) -> list[Failure]:
+        if self.fast is not None:
+            # jsonschema-rs decides and lists: its regular expressions never backtrack without
+            # limit, where Python's re (in jsonschema) can take minutes holding the GIL.
+            if self.fast.is_valid(data):
+                return []
+            return [
+                Failure(tuple(error.instance_path), _keyword(error.kind.name), error.message,
+                        tuple(error.schema_path))
+                for error in self.fast.iter_errors(data)
+            ]  # fmt: skip
+        return [
+            Failure(
+                tuple(error.absolute_path), error.validator, error.message, tuple(error.absolute_schema_path)
+            )
+            for error in self.full.iter_errors(data)
+        ]
+
+
+def _keyword(name: str) -> str | None:
+    return None if name == "falseSchema" else name
 
 
 def compile_schema(document: dict) -> Compiled:
     # An empty registry and no retrieve function: a $ref outside the document is Unresolvable.
     full = documents.validator_class(document)(document, registry=referencing.Registry())
     try:
-        fast = jsonschema_rs.validator_for(document, offline=True, validate_formats=False)
-    except Exception:  # whatever the accelerator cannot compile, jsonschema validates alone
+        fast = jsonschema_rs.validator_for(
+            document, offline=True, validate_formats=False, pattern_options=patterns.OPTIONS
+        )
+    except Exception:  # a schema stored before registration required jsonschema-rs to compile it
         fast = None
     return Compiled(fast, full)
 
@@ -246,13 +276,25 @@ def _check(index: int, event: NewEvent, target: Target, errors: list[dict]) -> N
         errors.append({"index": index, "pointer": f"/{index}/data", "keyword": "$ref", **label,
                        "message": f"the schema has a reference that does not resolve: {exc}"})  # fmt: skip
         return
+    except RecursionError:
+        # A schema registered before such schemas were refused: its $ref loops never end.
+        errors.append({"index": index, "pointer": f"/{index}/data", "keyword": "$ref", **label,
+                       "message": "the schema cannot be evaluated: it has an unguarded recursive $ref "
+                                  "(it applies itself to the same data forever); register a fixed version"})  # fmt: skip
+        return
+    except (AttributeError, TypeError, LookupError, ValueError) as exc:
+        # E.g. a $ref to a value that is not a schema, in a schema registered before those were refused.
+        errors.append({"index": index, "pointer": f"/{index}/data", "keyword": "$ref", **label,
+                       "message": f"the schema cannot be evaluated ({type(exc).__name__}: {_short(str(exc), 100)}); "
+                                  "register a fixed version"})  # fmt: skip
+        return
     for error in found:
         message = _short(error.message)
         if not event.has_data:
             message = f"the event has no data (validated as null): {message}"
         errors.append(
-            {"index": index, "pointer": _pointer(index, error.absolute_path), "keyword": error.validator,
-             "message": message, "schema_pointer": documents.pointer(error.absolute_schema_path), **label}
+            {"index": index, "pointer": _pointer(index, error.path), "keyword": error.keyword,
+             "message": message, "schema_pointer": documents.pointer(error.schema_path), **label}
         )  # fmt: skip
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from rest_framework.test import APIClient
 
@@ -194,3 +196,82 @@ def test_malformed_json_and_deep_or_huge_schemas(admin_api, settings):
     huge = {"properties": {f"p{i}": {"type": "string"} for i in range(200)}}
     response = admin_api.post("/api/v1/schemas", {"subject": "a", "schema": huge}, format="json")
     assert response.status_code == 422 and "at most 2000" in response.json()["message"]
+
+
+def _written_around_the_registry(name: str, document: dict) -> None:
+    """A version as an older release could have stored it, without today's checks."""
+    from schemas import documents
+    from schemas.models import Schema, SchemaVersion, Subject
+
+    text = documents.canonical(document)
+    schema = Schema.objects.create(canonical=text, fingerprint=documents.fingerprint(text), document=document)
+    SchemaVersion.objects.create(
+        subject=Subject.objects.create(name=name, last_version=1), version=1, schema=schema
+    )
+
+
+@pytest.mark.parametrize(
+    ("document", "words"),
+    [
+        ({"$defs": {"a": {"$ref": "#/$defs/a", "type": "string"}}, "$ref": "#/$defs/a"}, "unguarded recursive"),
+        ({"$ref": "#", "type": "string"}, "unguarded recursive"),
+        ({"$ref": "#/$defs/x/type", "$defs": {"x": {"type": "string"}}}, "does not point at a schema"),
+        ({"$defs": {"x": {"type": "string"}},
+          "properties": {"a": {"$id": "http://example.com/sub", "$ref": "#/$defs/x"}}}, "does not resolve"),
+    ],
+)  # fmt: skip
+def test_schemas_that_could_never_validate_are_refused(admin_api, document, words):
+    response = admin_api.post("/api/v1/schemas", {"subject": "loop", "schema": document}, format="json")
+    assert response.status_code == 422, response.json()
+    assert response.json()["error"] == "invalid_schema" and words in response.json()["message"]
+
+
+def test_a_registered_version_the_checker_loops_on_is_422(admin_api, reader):
+    _written_around_the_registry("loop", {"oneOf": [{"const": None}, {"$ref": "#"}]})
+    candidate = {"schema": {"type": "object"}, "mode": "FULL"}
+    checked = reader.post("/api/v1/schemas/loop/compatibility", candidate, format="json")
+    registered = admin_api.post(
+        "/api/v1/schemas", {"subject": "loop", "schema": {"type": "object"}}, format="json"
+    )
+    for response in (checked, registered):
+        assert response.status_code == 422, response.json()
+        assert response.json()["error"] == "invalid_schema"
+        assert "unguarded recursive $ref" in response.json()["message"]
+
+
+def test_c1_control_characters_in_subject_names_are_refused(admin_api):
+    response = admin_api.post("/api/v1/schemas/a%C2%85b/versions", {"schema": {}}, format="json")
+    assert (response.status_code, response.json()["error"]) == (422, "invalid_subject")
+    response = admin_api.post("/api/v1/schemas", {"subject": "a\u009fb", "schema": {}}, format="json")
+    assert (response.status_code, response.json()["error"]) == (422, "invalid_subject")
+
+
+def test_compatibility_check_matches_patterns_in_linear_time(admin_api, reader):
+    # Python's re needs about 2**n steps for ^(a+)+$ against "a" * n + "!" (a minute at n = 29).
+    admin_api.post("/api/v1/schemas", {"subject": "s", "schema": {"type": "object", "properties": {"x": {}}}},
+                   format="json")  # fmt: skip
+    candidate = {"type": "object", "properties": {"a" * 27 + "!": {"type": "string"}},
+                 "patternProperties": {"^(a+)+$": {"type": "integer"}}}  # fmt: skip
+    started = time.perf_counter()
+    response = reader.post(
+        "/api/v1/schemas/s/compatibility", {"schema": candidate, "mode": "FULL"}, format="json"
+    )
+    assert time.perf_counter() - started < 2
+    assert response.status_code == 200 and response.json()["compatible"] is False
+
+
+def test_a_comparison_past_the_work_budget_is_422(admin_api, reader):
+    old = {"type": "object", "properties": {f"n{i}": {"type": "string"} for i in range(3000)}}
+    admin_api.post("/api/v1/schemas", {"subject": "s", "schema": old}, format="json")
+    candidate = {"type": "object", "properties": {f"c{i}": {"type": "integer"} for i in range(1500)},
+                 "patternProperties": {f"^z{i}$": {"type": "integer"} for i in range(1500)}}  # fmt: skip
+    started = time.perf_counter()
+    checked = reader.post(
+        "/api/v1/schemas/s/compatibility", {"schema": candidate, "mode": "FULL"}, format="json"
+    )
+    registered = admin_api.post("/api/v1/schemas/s/versions", {"schema": candidate}, format="json")
+    assert time.perf_counter() - started < 10
+    for response in (checked, registered):
+        assert response.status_code == 422, response.json()
+        assert response.json()["error"] == "invalid_schema"
+        assert "too complex to compare" in response.json()["message"]

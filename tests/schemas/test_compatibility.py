@@ -8,6 +8,7 @@ the old schema reads new data; FULL is both.
 from __future__ import annotations
 
 import copy
+import time
 from unittest import mock
 
 import jsonschema
@@ -1178,6 +1179,14 @@ def test_unguarded_recursion_is_a_schema_error():
         check(loop, I)
 
 
+def test_unguarded_recursion_through_a_writer_choice_is_a_schema_error():
+    # Each split of the writer's oneOf adds the other branch to the exclusions again.
+    loop = {"oneOf": [{"const": None}, {"$ref": "#"}]}
+    for reader, writer in ((obj({}), loop), (loop, obj({}))):
+        with pytest.raises(SchemaError, match="unguarded recursive"):
+            is_compatible(reader, [writer], "FULL")
+
+
 def test_ref_siblings_follow_the_declared_dialect():
     # 2020-12: "required" next to $ref applies, so the writer guarantees "a".
     new_dialect = {"$schema": "https://json-schema.org/draft/2020-12/schema", "$defs": {"o": obj({"a": S})}}
@@ -1392,3 +1401,65 @@ def test_no_false_compatible(data):
         instance = gen_instance(draw, writer, root)
         if writer_ok.is_valid(instance):
             assert reader_ok.is_valid(instance), (instance, reader, writer)
+
+
+# -- the work budget ---------------------------------------------------------------------------
+
+
+def _pairs(n: int, swap: bool = False) -> dict:
+    """allOf of n anyOf pairs: a writer split on each anyOf has 2**n branches."""
+    first, second = (I, S) if swap else (S, I)
+    return {"allOf": [{"anyOf": [obj({f"p{i}": first}), obj({f"q{i}": second})]} for i in range(n)]}
+
+
+def _nested(kw: str, depth: int) -> dict:
+    schema: dict = S
+    for i in range(depth):
+        schema = {kw: [schema, obj({f"x{i}": schema}), {"type": "integer", "minimum": i}]}
+    return schema
+
+
+@pytest.mark.parametrize(
+    ("new", "old"),
+    [
+        pytest.param(_pairs(9, swap=True), _pairs(9), id="anyOf-pairs"),
+        pytest.param(_nested("anyOf", 8), _nested("oneOf", 8), id="nested-choices"),
+        pytest.param(
+            {"type": "object", "properties": {f"c{i}": I for i in range(1500)},
+             "patternProperties": {f"^z{i}$": I for i in range(1500)}},
+            {"type": "object", "properties": {f"n{i}": S for i in range(3000)}},
+            id="names-times-patterns",
+        ),
+    ],
+)  # fmt: skip
+def test_a_comparison_past_the_work_budget_is_refused_quickly(new, old):
+    started = time.perf_counter()
+    with pytest.raises(SchemaError, match="too complex to compare"):
+        is_compatible(new, [old], "FULL")
+    assert time.perf_counter() - started < 5
+
+
+def test_large_real_world_schemas_fit_the_budget():
+    props = {
+        f"field_{i}": {"type": "object", "required": ["sub0"],
+                       "properties": {f"sub{j}": {"type": ["string", "null"], "maxLength": 100} for j in range(10)}}
+        for i in range(300)
+    }  # fmt: skip
+    old = {"type": "object", "properties": props, "required": ["field_0"],
+           "patternProperties": {f"^x-{k}-": S for k in range(20)}}  # fmt: skip
+    new = {**old, "properties": {**props, "field_new": I}}
+    result = is_compatible(new, [old], "FULL_TRANSITIVE")
+    assert [d.difference.kind for d in result.differences] == [
+        "OPTIONAL_PROPERTY_ADDED_TO_OPEN_CONTENT_MODEL"
+    ]
+    assert is_compatible(_pairs(5, swap=True), [_pairs(5)], "FULL").compatible is False
+
+
+def test_the_budget_is_shared_by_every_version_compared(monkeypatch):
+    monkeypatch.setattr(compatibility, "MAX_STEPS", 400)
+    single = obj({f"p{i}": S for i in range(10)})
+    assert is_compatible(single, [single], "FULL").compatible  # the equality shortcut is cheap
+    changed = obj({f"p{i}": I for i in range(10)})
+    is_compatible(changed, [single], "BACKWARD")
+    with pytest.raises(compatibility.TooComplex):
+        is_compatible(changed, [single] * 10, "FULL_TRANSITIVE")

@@ -254,3 +254,63 @@ def test_deep_and_huge_schema_strings_are_refused(registry, settings):
     assert (status, body["error_code"]) == (422, 42201) and "at most 1000" in body["message"]
     status, body = registry.call("post", "/subjects/s/versions", {"schema": huge * 5, "schemaType": "JSON"})
     assert (status, body["error_code"]) == (422, 42201)
+
+
+def test_a_registered_version_the_checker_loops_on_is_42201(registry, reader):
+    from schemas import documents
+    from schemas.models import Schema, SchemaVersion, Subject
+
+    loop = {"oneOf": [{"const": None}, {"$ref": "#"}]}
+    text = documents.canonical(loop)
+    schema = Schema.objects.create(canonical=text, fingerprint=documents.fingerprint(text), document=loop)
+    SchemaVersion.objects.create(
+        subject=Subject.objects.create(name="loop", last_version=1), version=1, schema=schema
+    )
+    candidate = schema_body({"type": "object"})
+    for client, path in (
+        (reader, "/compatibility/subjects/loop/versions/latest"),
+        (reader, "/compatibility/subjects/loop/versions"),
+        (registry, "/subjects/loop/versions"),
+    ):
+        status, body = client.call("post", path, candidate)
+        assert (status, body["error_code"]) == (422, 42201), (path, body)
+        assert "unguarded recursive $ref" in body["message"]
+
+
+def test_recursive_and_dangling_schemas_are_refused_at_registration(registry):
+    for document in (
+        {"$defs": {"a": {"$ref": "#/$defs/a", "type": "string"}}, "$ref": "#/$defs/a"},
+        {"$ref": "#/$defs/x/type", "$defs": {"x": {"type": "string"}}},
+    ):
+        status, body = registry.call("post", "/subjects/s/versions", schema_body(document))
+        assert (status, body["error_code"]) == (422, 42201), body
+
+
+def test_c1_control_characters_in_subject_names_are_refused(registry):
+    status, body = registry.call("post", "/subjects/a%C2%85b/versions", schema_body({}))
+    assert (status, body["error_code"]) == (422, 42208), body
+
+
+def test_an_internal_error_has_the_registry_shape(reader, monkeypatch):
+    from schemas import services
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(services, "check_compatibility", broken)
+    status, body = reader.call("post", "/compatibility/subjects/s/versions", schema_body({}))
+    assert status == 500
+    assert body == {"error_code": 50001, "message": "internal error; see the server log"}
+
+
+def test_a_comparison_past_the_work_budget_is_42201(registry, reader):
+    def pairs(swap: bool) -> dict:
+        first, second = ("integer", "string") if swap else ("string", "integer")
+        return {"allOf": [{"anyOf": [{"type": "object", "properties": {f"p{i}": {"type": first}}},
+                                     {"type": "object", "properties": {f"q{i}": {"type": second}}}]}
+                          for i in range(9)]}  # fmt: skip
+
+    assert registry.call("put", "/config/s", {"compatibility": "FULL"})[0] == 200
+    assert registry.call("post", "/subjects/s/versions", schema_body(pairs(False)))[0] == 200
+    status, body = reader.call("post", "/compatibility/subjects/s/versions/latest", schema_body(pairs(True)))
+    assert (status, body["error_code"]) == (422, 42201) and "too complex to compare" in body["message"]

@@ -22,7 +22,18 @@ OK = [
     {"enum": [{"$ref": "https://example.com/not-a-reference"}]},  # data, not a reference
     {"$id": "https://example.com/s.json", "$defs": {"a": {}}, "$ref": "#/$defs/a"},
     {"patternProperties": {"^x-": {"type": "string"}}},
-]
+    {"pattern": "^(?=.*[0-9])(?!x)(\\w)\\1"},  # lookaround and backreferences (bounded backtracking)
+    # Recursion that descends into a property or an item ends with the data.
+    {"type": "object", "properties": {"child": {"$ref": "#"}}},
+    {"$defs": {"tree": {"type": "array", "items": {"$ref": "#/$defs/tree"}}}, "$ref": "#/$defs/tree"},
+    {"$defs": {"a": {"$ref": "#"}}},  # never applied: $defs are only reached through a $ref
+    # draft 7 ignores keywords next to $ref, so this allOf is never applied
+    {"$schema": "http://json-schema.org/draft-07/schema#", "definitions": {"a": {"type": "string"}},
+     "$ref": "#/definitions/a", "allOf": [{"$ref": "#"}]},
+    # a nested $id moves the base URI; a ref through it resolves inside that resource
+    {"properties": {"a": {"$id": "http://example.com/sub", "$defs": {"x": {"type": "string"}},
+                          "$ref": "#/$defs/x"}}},
+]  # fmt: skip
 
 
 @pytest.mark.parametrize("document", OK)
@@ -49,8 +60,26 @@ def test_accepted(document):
         ({"$ref": "#/$defs/missing"}, "does not resolve"),
         ({"pattern": "(unclosed"}, "not a valid regular expression"),
         ({"patternProperties": {"[": {}}}, "not a valid regular expression"),
+        # Python-only syntax: validation would need Python's re, which backtracks without limit
+        ({"pattern": "^(?P<c>[a-z])(?P=c)$"}, "not a valid regular expression"),
+        ({"patternProperties": {"(?P<c>x)(?P=c)": {}}}, "not a valid regular expression"),
+        # $ref loops that never consume data: validating them would never end
+        ({"$defs": {"a": {"$ref": "#/$defs/a", "type": "string"}}, "$ref": "#/$defs/a"},
+         "unguarded recursive $ref"),
+        ({"$ref": "#", "type": "string"}, "unguarded recursive $ref"),
+        ({"oneOf": [{"const": None}, {"$ref": "#"}]}, "unguarded recursive $ref"),
+        ({"$defs": {"a": {"not": {"$ref": "#/$defs/b"}}, "b": {"if": {"$ref": "#/$defs/a"}}},
+          "properties": {"p": {"$ref": "#/$defs/a"}}}, "unguarded recursive $ref"),
+        ({"$schema": "http://json-schema.org/draft-07/schema#", "$ref": "#"}, "unguarded recursive $ref"),
+        # a $ref must point at a schema, not at any JSON value
+        ({"$ref": "#/$defs/x/type", "$defs": {"x": {"type": "string"}}}, "does not point at a schema"),
+        ({"$ref": "#/allOf", "allOf": [{}]}, "does not point at a schema"),
+        # resolved against the nested $id, as the validator resolves it
+        ({"$defs": {"x": {"type": "string"}},
+          "properties": {"a": {"$id": "http://example.com/sub", "$ref": "#/$defs/x"}}}, "does not resolve"),
+        ({"$ref": "#/$defs/x/type/foo", "$defs": {"x": {"type": "string"}}}, "does not resolve"),
     ],
-)
+)  # fmt: skip
 def test_refused_with_the_reason(document, words):
     with pytest.raises(InvalidSchema) as caught:
         check_document(document)
@@ -79,3 +108,23 @@ def test_huge_schema_refused(settings):
 def test_canonical_form_ignores_key_order_and_spacing():
     assert canonical({"b": 1, "a": {"y": 2, "x": 1}}) == canonical({"a": {"x": 1, "y": 2}, "b": 1})
     assert canonical({"a": 1}) == '{"a":1}'
+
+
+def test_size_is_counted_in_utf8_bytes(settings):
+    settings.SCHEMA_MAX_BYTES = 1000
+    # 300 characters, but 1,200 bytes of UTF-8
+    with pytest.raises(InvalidSchema) as caught:
+        check_document({"description": "\U0001f600" * 300})
+    assert "at most 1000" in caught.value.message
+    check_document({"description": "\U0001f600" * 200})
+
+
+def test_a_reference_resolves_as_the_validator_resolves_it():
+    from schemas.validation import compile_schema
+
+    nested = {"properties": {"a": {"$id": "http://example.com/sub", "$defs": {"x": {"type": "string"}},
+                                   "$ref": "#/$defs/x"}}}  # fmt: skip
+    check_document(nested)
+    compiled = compile_schema(nested)
+    assert compiled.errors({"a": "text"}) == []
+    assert [error.keyword for error in compiled.errors({"a": 1})] == ["type"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from schemas import services
+from schemas import documents, services
 from schemas.errors import (
     IncompatibleSchema,
     InvalidCompatibility,
@@ -20,7 +20,7 @@ from schemas.errors import (
     VersionNotSoftDeleted,
     VersionSoftDeleted,
 )
-from schemas.models import Schema
+from schemas.models import Schema, SchemaVersion, Subject
 
 pytestmark = pytest.mark.django_db
 
@@ -181,7 +181,9 @@ def test_subject_config():
         services.delete_subject_config("orders")
 
 
-@pytest.mark.parametrize("name", ["", "a/b", "tab\there", " padded", "x" * 256, 7, None])
+@pytest.mark.parametrize(
+    "name", ["", "a/b", "tab\there", " padded", "x" * 256, 7, None, "a\x7fb", "a\u0085b", "a\x80b", "a\x9fb"]
+)
 def test_bad_subject_names(name):
     with pytest.raises(InvalidSubject):
         services.register(name, V1)
@@ -221,3 +223,19 @@ def test_schema_the_checker_cannot_reason_about_is_422_only_when_a_check_is_need
     assert "compatibility cannot be checked" in caught.value.message
     services.set_subject_config("orders", compatibility="NONE")
     assert services.register("orders", dynamic).created
+
+
+def test_unguarded_recursion_in_a_registered_version_is_422_not_a_crash():
+    # Registered before such schemas were refused: a comparison with it must not crash.
+    loop = {"oneOf": [{"const": None}, {"$ref": "#"}]}
+    schema = Schema.objects.create(canonical=documents.canonical(loop),
+                                   fingerprint=documents.fingerprint(documents.canonical(loop)), document=loop)  # fmt: skip
+    subject = Subject.objects.create(name="orders", last_version=1)
+    SchemaVersion.objects.create(subject=subject, version=1, schema=schema)
+    for call in (
+        lambda: services.register("orders", {"type": "object"}),
+        lambda: services.check_compatibility("orders", {"type": "object"}, mode="FULL"),
+    ):
+        with pytest.raises(InvalidSchema) as caught:
+            call()
+        assert "unguarded recursive $ref" in caught.value.message

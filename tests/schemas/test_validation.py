@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import time
 
 import pytest
 
@@ -10,7 +11,7 @@ from events import services as events
 from events.cloudevents import from_structured
 from events.models import Event
 from flunq_events.errors import ValidationFailed
-from schemas import services, validation
+from schemas import documents, services, validation
 from schemas.models import Schema, SchemaVersion, Subject
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -75,7 +76,7 @@ def test_a_batch_is_refused_whole_and_errors_carry_the_index():
     services.register("order.placed", ORDER)
     errors = refused(event(data={"amount": 1}), event("other.type", data={}), event(data={"items": []}))
     assert errors == [
-        {"index": 2, "pointer": "/2/data", "keyword": "required", "message": "'amount' is a required property",
+        {"index": 2, "pointer": "/2/data", "keyword": "required", "message": '"amount" is a required property',
          "schema_pointer": "/required", "subject": "order.placed", "version": 1}
     ]  # fmt: skip
     assert Event.objects.count() == 0
@@ -221,3 +222,63 @@ def test_rest_append_answers_422_with_the_errors(api):
     assert payload["errors"][0]["pointer"] == "/0/data/amount"
     assert "/0/data/amount" in payload["message"]
     assert stored() == 0
+
+
+def _written_around_the_registry(document: dict) -> None:
+    text = documents.canonical(document)
+    schema = Schema.objects.create(canonical=text, fingerprint=documents.fingerprint(text), document=document)
+    SchemaVersion.objects.create(subject=Subject.objects.create(name="order.placed", last_version=1), version=1,
+                                 schema=schema)  # fmt: skip
+
+
+LOOPS = [
+    {"$defs": {"a": {"$ref": "#/$defs/a", "type": "string"}}, "$ref": "#/$defs/a"},
+    {"$ref": "#", "type": "string"},
+]
+
+
+@pytest.mark.parametrize("document", [*LOOPS, {"$ref": "#/$defs/x/type", "$defs": {"x": {"type": "string"}}}])
+def test_a_schema_stored_before_it_was_refused_does_not_crash_appends(document):
+    # Such schemas are refused at registration now; a row stored before must not crash appends.
+    _written_around_the_registry(document)
+    assert refused(event(data=5))
+    assert stored() == 0
+
+
+@pytest.mark.parametrize("document", LOOPS)
+def test_unguarded_recursion_in_the_python_validator_is_a_422(document, monkeypatch):
+    # Without jsonschema-rs (a schema it cannot compile), jsonschema alone would recurse forever.
+    def cannot_compile(*args, **kwargs):
+        raise ValueError("cannot compile")
+
+    monkeypatch.setattr(validation.jsonschema_rs, "validator_for", cannot_compile)
+    _written_around_the_registry(document)
+    errors = refused(event(data=5))
+    assert errors[0]["keyword"] == "$ref" and "unguarded recursive $ref" in errors[0]["message"], errors
+    assert stored() == 0
+
+
+def test_a_schema_the_python_validator_cannot_evaluate_is_a_422(monkeypatch):
+    def cannot_compile(*args, **kwargs):
+        raise ValueError("cannot compile")
+
+    monkeypatch.setattr(validation.jsonschema_rs, "validator_for", cannot_compile)
+    _written_around_the_registry({"$ref": "#/$defs/x/type", "$defs": {"x": {"type": "string"}}})
+    errors = refused(event(data=5))
+    assert errors[0]["keyword"] == "$ref" and "cannot be evaluated" in errors[0]["message"], errors
+
+
+def test_patterns_never_backtrack_without_limit():
+    # Python's re needs about 2**n steps for ^(a+)+$ against "a" * n + "!" (0.7 s at 24, 5 s at 27).
+    services.register("order.placed", {"type": "object", "properties": {
+        "code": {"type": "string", "pattern": "^(a+)+$"},
+        "tags": {"type": "object", "patternProperties": {"^(a+)+$": {"type": "integer"}},
+                 "additionalProperties": False},
+    }})  # fmt: skip
+    started = time.perf_counter()
+    errors = refused(event(data={"code": "a" * 27 + "!", "tags": {"a" * 27 + "!": 1}}))
+    assert time.perf_counter() - started < 1
+    assert {(e["pointer"], e["keyword"]) for e in errors} == {
+        ("/0/data/code", "pattern"),
+        ("/0/data/tags", "additionalProperties"),
+    }
