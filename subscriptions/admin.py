@@ -216,6 +216,11 @@ class ReplayJobAdmin(RefuseUnreadableInput, admin.ModelAdmin):
     def has_add_permission(self, request) -> bool:
         return False
 
+    def has_delete_permission(self, request, obj=None) -> bool:
+        # Deleting a job would drop its queued deliveries under the streams' pending counts; cancel
+        # it instead (deleting the subscription removes its jobs with everything else).
+        return False
+
     @admin.action(description="Cancel the selected running replays")
     def cancel(self, request, queryset):
         for job in queryset.filter(state=ReplayJob.RUNNING):

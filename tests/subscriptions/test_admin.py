@@ -83,6 +83,11 @@ def test_replay_from_action(admin_client, parked):
     assert admin_client.get("/admin/subscriptions/replayjob/").status_code == 200
     admin_client.post("/admin/subscriptions/replayjob/", {"action": "cancel", "_selected_action": [job.id]})
     assert ReplayJob.objects.get().state == "canceled"
+    # A job is a record; deleting it would leave the streams' pending counts behind its deliveries.
+    assert admin_client.get(f"/admin/subscriptions/replayjob/{job.id}/delete/").status_code == 403
+    admin_client.post("/admin/subscriptions/replayjob/", {"action": "delete_selected", "_selected_action": [job.id],
+                                                           "post": "yes"})  # fmt: skip
+    assert ReplayJob.objects.filter(id=job.id).exists()
 
 
 def test_the_change_page_shows_and_changes_nothing(admin_client, parked):
