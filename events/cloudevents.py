@@ -203,7 +203,9 @@ def from_structured(obj: Any, index: int | None = None) -> NewEvent:
     if "data" in values and "data_base64" in values:
         raise _invalid(index, "data_base64", "give either data or data_base64, not both")
     if "data_base64" in values:
-        encoded = _string(values["data_base64"], index, "data_base64")
+        encoded = values["data_base64"]  # the data: bounded by the body, not by an attribute's length
+        if not isinstance(encoded, str):
+            raise _invalid(index, "data_base64", f"must be a string, got {type(encoded).__name__}")
         try:
             base64.b64decode(encoded, validate=True)
         except (binascii.Error, ValueError):

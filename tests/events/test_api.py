@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 
 import pytest
@@ -56,6 +57,19 @@ def test_binary_mode(api):
     assert (
         fetched["data_base64"] == "AAFiaW5hcnk=" and fetched["datacontenttype"] == "application/octet-stream"
     )
+
+
+def test_binary_data_is_bounded_by_the_body_not_by_an_attributes_length(api):
+    """data_base64 was checked as an attribute (2,048 characters): ~1.5 kB of binary data at most."""
+    blob = bytes(range(256)) * 40  # 10 kB
+    binary = api.post(
+        "/api/v1/events", blob, content_type="application/octet-stream",
+        HTTP_CE_SPECVERSION="1.0", HTTP_CE_ID="bin-big-1", HTTP_CE_SOURCE="/s", HTTP_CE_TYPE="blob.put",
+    )  # fmt: skip
+    assert binary.status_code == 201, binary.content
+    assert base64.b64decode(api.get("/api/v1/events/bin-big-1").json()["data_base64"]) == blob
+    structured = post(api, cloudevent(data_base64=base64.b64encode(blob).decode()))
+    assert structured.status_code == 201, structured.content
 
 
 @pytest.mark.parametrize("content_type", [CE_BATCH, "application/json"])
