@@ -85,8 +85,9 @@ if PAGE_SIZE_DEFAULT > PAGE_SIZE_MAX:
     raise ImproperlyConfigured("PAGE_SIZE_DEFAULT: must not exceed PAGE_SIZE_MAX")
 
 # --- gRPC (grpc_api/) --------------------------------------------------------------------------
-# Larger requests are refused with RESOURCE_EXHAUSTED before they are decoded.
-GRPC_MAX_MESSAGE_BYTES = env_int("GRPC_MAX_MESSAGE_BYTES", 4 * 1024 * 1024, minimum=1024)
+# Larger requests are refused with RESOURCE_EXHAUSTED before they are decoded. By default REST's
+# body limit: an event refused over REST (413) is refused over gRPC too.
+GRPC_MAX_MESSAGE_BYTES = env_int("GRPC_MAX_MESSAGE_BYTES", MAX_BODY_BYTES, minimum=1024)
 # Threads that run the database work of gRPC calls (each holds one database connection).
 GRPC_DB_THREADS = env_int("GRPC_DB_THREADS", 8, minimum=1, maximum=256)
 # A Subscribe client that takes no message for this long is dropped with RESOURCE_EXHAUSTED and
