@@ -14,6 +14,7 @@ reader's own. Compute it outside a writing transaction (autocommit reads are).
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from django.db import connection
@@ -32,10 +33,30 @@ def wait_for(min_position: int, timeout: float) -> int:
     set to it sees the event.
     """
     deadline = time.monotonic() + timeout
+    for pause in _pauses(deadline):
+        horizon = current()
+        if horizon >= min_position or pause is None:
+            return horizon
+        time.sleep(pause)
+    raise AssertionError("unreachable")
+
+
+async def wait_for_async(min_position: int, timeout: float, current_async) -> int:
+    """``wait_for`` for a coroutine: ``await current_async()`` reads the horizon (in a database
+    thread), and the pauses between reads hold no thread. Cancelling the caller stops it."""
+    deadline = time.monotonic() + timeout
+    for pause in _pauses(deadline):
+        horizon = await current_async()
+        if horizon >= min_position or pause is None:
+            return horizon
+        await asyncio.sleep(pause)
+    raise AssertionError("unreachable")
+
+
+def _pauses(deadline: float):
+    """The pause before each next look (2 ms, doubling up to 50 ms); None once past ``deadline``."""
     delay = 0.002
     while True:
-        horizon = current()
-        if horizon >= min_position or time.monotonic() >= deadline:
-            return horizon
-        time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+        left = deadline - time.monotonic()
+        yield None if left <= 0 else min(delay, left)
         delay = min(delay * 2, 0.05)

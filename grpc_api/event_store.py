@@ -6,6 +6,8 @@ is the one append path; global reads go through ``events.selectors.read_all``, u
 
 from __future__ import annotations
 
+import functools
+
 import grpc
 from django.conf import settings
 from django.db.models import Q
@@ -84,14 +86,22 @@ class EventStore:
         )
 
     @unary("events:read")
-    def ReadAll(self, request: pb.ReadAllRequest, principal: Principal) -> pb.ReadAllResponse:
+    async def ReadAll(self, request: pb.ReadAllRequest, principal: Principal) -> pb.ReadAllResponse:
         after = convert.non_negative(request.after, "after")
         limit = convert.limit(request.limit)
         filter_ = tenancy.scope_filter(principal, convert.event_filter(request.filter))
         upper = None
         if convert.non_negative(request.min_position, "min_position"):
-            upper = horizon.wait_for(request.min_position, settings.MIN_POSITION_WAIT_SECONDS)
-        page = selectors.read_all(after, limit, filter_, horizon=upper)
+            # Awaited between looks, not slept in a database thread: a few waiting reads (or reads
+            # their clients gave up on) would otherwise hold every thread, and every call with them.
+            upper = await horizon.wait_for_async(
+                request.min_position,
+                settings.MIN_POSITION_WAIT_SECONDS,
+                lambda: self.threads.run(horizon.current),
+            )
+        page = await self.threads.run(
+            functools.partial(selectors.read_all, after, limit, filter_, horizon=upper)
+        )
         return pb.ReadAllResponse(
             events=[convert.recorded(e) for e in page.events],
             next_after=page.next_after,

@@ -7,19 +7,24 @@ the scope they need, like the ``required_scopes`` of the REST views::
         @unary("events:read")
         def GetEvent(self, request, principal): ...          # sync: runs on a database thread
 
+        @unary("events:read")
+        async def ReadAll(self, request, principal): ...      # async: waits on the event loop
+
         @server_stream("events:read")
         async def Subscribe(self, request, principal, context): ...   # async: writes to context
 
 Requests arrive as raw bytes and are decoded here, so a malformed message is INVALID_ARGUMENT
 (grpcio would answer INTERNAL). Authentication (``authorization: Bearer``) and the whole body of
 a unary call run in one hop to a database thread: Django's ORM is synchronous, and one hop per call
-keeps the event loop free and the overhead low. A ``ServiceError`` becomes its gRPC status
+keeps the event loop free and the overhead low. A unary call that waits (``ReadAll`` with
+``min_position``) is async: it waits on the event loop and hops to a thread only to read. A ``ServiceError`` becomes its gRPC status
 (``grpc_api.errors``); a lost database connection is UNAVAILABLE; anything else is logged and
 answered INTERNAL with a message that reveals nothing of the server.
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -49,7 +54,9 @@ class Rpc:
 
 
 def unary(scope: str) -> Callable[[T], T]:
-    """Mark a sync method ``(self, request, principal) -> response`` as a unary RPC."""
+    """Mark a method ``(self, request, principal) -> response`` as a unary RPC: a sync one runs in a
+    database thread; an async one (which waits without holding a thread) on the event loop, and runs
+    its database work through ``DatabaseThreads.run`` itself."""
 
     def mark(func: T) -> T:
         func.rpc = Rpc(scope, streaming=False)
@@ -152,6 +159,10 @@ def _unary_handler(method: Callable, spec: Rpc, request_class: type[Message], re
     async def handle(raw: bytes, context: grpc.aio.ServicerContext) -> Message:
         try:
             request = decode(request_class, raw)
+            if inspect.iscoroutinefunction(method):
+                return await method(
+                    request, await threads.run(authorize, _authorization(context), spec.scope)
+                )
             return await threads.run(body, request, _authorization(context))
         except (ServiceError, OperationalError, InterfaceError) as exc:
             await _fail(context, exc)

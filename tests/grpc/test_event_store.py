@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime
 
 import grpc
 import pytest
 
 from grpc_api.generated.flunq.events.v1 import events_pb2 as pb
+from grpc_api.generated.flunq.events.v1 import events_pb2_grpc
 from tests.grpc.helpers import attribute, cloudevent, failure, wait_for_horizon
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -263,3 +265,19 @@ def test_a_token_bound_to_a_tenant_sees_and_writes_only_that_tenant(channel, mak
         assert into.code == grpc.StatusCode.PERMISSION_DENIED
     finally:
         subscription.close()
+
+
+def test_reads_waiting_for_a_position_hold_no_database_thread(client, channel, settings):
+    """ReadAll with min_position slept in a database thread: GRPC_DB_THREADS waiting reads (or reads
+    whose clients gave up) held every thread, and every other call waited behind them."""
+    stub = events_pb2_grpc.EventStoreStub(channel)
+    request = pb.ReadAllRequest(min_position=2**62)
+    waits = [stub.ReadAll.future(request, metadata=client.metadata, timeout=30) for _ in range(12)]
+    try:
+        time.sleep(0.5)  # every one of them is waiting on the server
+        published = client.events.Publish(pb.PublishRequest(event=cloudevent("while-waiting")))
+        assert published.events[0].id == "while-waiting"
+        assert not any(wait.done() for wait in waits)  # answered while all of them still waited
+    finally:
+        for wait in waits:
+            wait.cancel()
