@@ -304,16 +304,21 @@ def validate_events(events: Sequence[NewEvent], streams: list[str]) -> None:
     if not latest and not settings.SCHEMA_REQUIRED and not any(event.dataschema for event in events):
         return
     errors: list[dict] = []
+    unchecked = 0  # events not looked at once MAX_REPORTED_ERRORS errors are found
     for index, event in enumerate(events):
         target = _target_of(index, event, latest, errors)
         if target is not None and target.validate:
             _check(index, event, target, errors)
         if len(errors) >= MAX_REPORTED_ERRORS:
+            unchecked = len(events) - index - 1
             break
     if errors:
         failed = len({error["index"] for error in errors})
+        counted = f"at least {failed}" if unchecked else str(failed)
         first = errors[0]
         raise ValidationFailed(
-            f"{failed} event(s) failed schema validation; first: {first['pointer']}: {first['message']}",
+            f"{counted} event(s) failed schema validation; first: {first['pointer']}: {first['message']}"
+            + (f" (the first {MAX_REPORTED_ERRORS} errors are listed; {unchecked} events were not checked)"
+               if unchecked else ""),
             errors=errors[:MAX_REPORTED_ERRORS],
-        )
+        )  # fmt: skip

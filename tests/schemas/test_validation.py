@@ -82,6 +82,15 @@ def test_a_batch_is_refused_whole_and_errors_carry_the_index():
     assert Event.objects.count() == 0
 
 
+def test_a_batch_with_more_errors_than_are_listed_says_so():
+    services.register("order.placed", ORDER)
+    with pytest.raises(ValidationFailed) as refusal:
+        events.append([event(data={"items": []}) for _ in range(150)])
+    assert refusal.value.message.startswith("at least 100 event(s) failed schema validation")
+    assert "50 events were not checked" in refusal.value.message
+    assert len(refusal.value.extra["errors"]) == validation.MAX_REPORTED_ERRORS
+
+
 def test_keys_needing_escapes_in_pointers():
     services.register("order.placed", {"properties": {"a/b": {"properties": {"c~d": {"type": "string"}}}}})
     errors = refused(event(data={"a/b": {"c~d": 1}}))
