@@ -1,7 +1,8 @@
-"""Websocket routes (Channels)."""
+"""Websocket routes (Channels): each app's, then a refusal (4404) for every other path."""
 
-websocket_urlpatterns: list = []
+from django.urls import re_path
 
-from live.routing import websocket_urlpatterns as live_websockets  # noqa: E402
+from live.consumers import NoSuchFeed
+from live.routing import websocket_urlpatterns as live_websockets
 
-websocket_urlpatterns += live_websockets
+websocket_urlpatterns: list = [*live_websockets, re_path(r"", NoSuchFeed.as_asgi())]

@@ -29,7 +29,7 @@ from django.conf import settings
 
 from access.principal import Principal
 from access.tenancy import scope_filter
-from flunq_events.errors import InvalidRequest, ServiceError
+from flunq_events.errors import InvalidRequest, NotFound, ServiceError
 from flunq_events.jsonutil import JSONError, loads_strict
 from live import db
 from live.auth import authenticate
@@ -234,3 +234,15 @@ def _reason(message: str) -> str:
     # A close frame's reason is at most 123 bytes of UTF-8.
     encoded = message.encode()
     return message if len(encoded) <= 123 else encoded[:120].decode(errors="ignore") + "..."
+
+
+class NoSuchFeed(EventsConsumer):
+    """Any other websocket path: refused as the feeds refuse (4404), where Channels' router raised
+    (an HTTP 500 at the handshake, with a traceback in the log)."""
+
+    async def connect(self) -> None:
+        await self.accept()
+        path = self.scope.get("path", "")
+        await self.refuse(
+            NotFound(f"no live feed at {path[:100]!r}: the feeds are /ws/events and /ws/streams/{{stream}}")
+        )

@@ -89,10 +89,10 @@ def _text(name: str, value: Any) -> str:
 def parse_types(values: Sequence[Any]) -> list[str]:
     types: list[str] = []
     for value in values:
-        for item in _text("types", value).split(","):
-            pattern = item.strip()
-            if pattern:
-                types.append(pattern)
+        patterns = [item.strip() for item in _text("types", value).split(",") if item.strip()]
+        if not patterns:  # "," from an empty list would otherwise mean every type
+            raise InvalidRequest(f"types: no type in {value[:60]!r}", parameter="types")
+        types.extend(patterns)
     return check_type_patterns(types, "types")
 
 

@@ -32,6 +32,8 @@ BAD_QUERIES = [
     ("stream=a&stream=b", "stream may be given once"),
     ("types=ta*sk", "wildcard is allowed only at the end"),
     ("source=", "source must be 1 to 2048 characters"),
+    ("types=,", "types: no type in ','"),  # from an empty list: it meant every type
+    ("types=%20,%20", "types: no type"),
 ]
 
 
@@ -46,6 +48,18 @@ async def test_bad_queries_close_with_4400_and_say_why(tailer, token_for):
 
 async def test_stream_route_refuses_a_name_no_stream_can_have(tailer, token_for):
     error, close = await refused("/ws/streams/a%0Ab", await token_for())
+    assert "stream name" in error["message"] and close["code"] == 4400
+
+
+@pytest.mark.parametrize("path", ["/ws/nope", "/ws/events/", "/ws/streams/", "/", "/ws/events/x"])
+async def test_a_path_with_no_feed_is_refused_with_4404(tailer, token_for, path):
+    """Channels' router raised for them: an HTTP 500 at the handshake and a traceback."""
+    error, close = await refused(path, await token_for())
+    assert (error["error"], close["code"]) == ("not_found", 4404) and "/ws/events" in error["message"]
+
+
+async def test_a_stream_name_with_a_slash_is_one_no_stream_can_have(tailer, token_for):
+    error, close = await refused("/ws/streams/a%2Fb", await token_for())
     assert "stream name" in error["message"] and close["code"] == 4400
 
 
