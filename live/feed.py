@@ -98,6 +98,8 @@ class Feed:
                     continue  # another start came while this one was resolved: that one holds
                 self.cursor, self._start = cursor, None
             yield Item("subscribed", self.cursor)
+            if self._restart:
+                continue  # changed while "subscribed" went out: announce the change before any event
             async with aclosing(self._run(tailer)) as run:
                 async for item in run:
                     yield item

@@ -85,6 +85,21 @@ async def test_a_start_that_comes_while_the_first_is_resolved_holds(tailer, monk
     await items.aclose()
 
 
+async def test_a_change_while_subscribed_is_sent_is_announced_before_any_event(tailer):
+    """The client is told ``subscribed`` with the filter of that moment; a change that came while
+    it was sent was used for the next page, so events of the new filter followed the old one."""
+    other = await append_one("swap.other")
+    feed = Feed(EventFilter(types=["swap.one"]), Start("position", other - 1), heartbeat=0)
+    items = feed.items()
+    subscribed = await anext(items)  # the consumer sends it, describing types=swap.one ...
+    feed.change(EventFilter(types=["swap.other"]))  # ... and the change arrives meanwhile
+    again = await anext(items)
+    assert (again.kind, again.position) == ("subscribed", subscribed.position)
+    events = await anext(items)
+    assert [live.position for live in events.events] == [other]
+    await items.aclose()
+
+
 async def test_an_idle_feed_sends_heartbeats_and_then_the_next_event(tailer):
     feed = Feed(EventFilter(types=["beat.*"]), Start("now"), heartbeat=0.05)
     items = feed.items()
