@@ -43,7 +43,9 @@ class Start:
     def resolve(self) -> int:
         """The position after which the feed starts (reads the database for ``now`` and times)."""
         if self.kind == "position":
-            return self.position
+            # At most the horizon, as a subscription's start: a position past the end of the log
+            # would skip every event appended until the log reached it.
+            return min(self.position, horizon.current())
         if self.kind == "beginning":
             return 0
         if self.kind == "time":

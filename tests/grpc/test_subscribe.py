@@ -54,6 +54,19 @@ def test_catch_up_then_live_with_events_from_rest(client, live_server_url):
         reader.close()
 
 
+def test_a_start_past_the_end_of_the_log_is_its_end(client):
+    """As a subscription's start: it skipped every event appended until the log got there."""
+    last = client.events.Publish(pb.PublishRequest(event=cloudevent("end-0"))).last_position
+    reader = _subscribe(client, after=last + 1000)
+    try:
+        caught_up = reader.next()
+        assert caught_up.WhichOneof("message") == "caught_up" and caught_up.caught_up.position <= last
+        client.events.Publish(pb.PublishRequest(event=cloudevent("end-1")))
+        assert [e.event.id for e in reader.events(1)] == ["end-1"]
+    finally:
+        reader.close()
+
+
 def test_filters_start_now_and_from_time(client):
     # one call each: the events of one batch share their recordedtime
     appended = [

@@ -59,6 +59,18 @@ async def test_start_at_a_position_and_at_a_time(tailer, token_for):
     await ws.disconnect()
 
 
+async def test_a_start_past_the_end_of_the_log_is_its_end(tailer, token_for):
+    """As a subscription's start: the feed skipped every event appended until the log got there."""
+    last = await append_one("task.before")
+    ws = await connect(f"/ws/events?from={last + 1000}", await token_for())
+    subscribed, _ = await receive_until(ws, "caught_up")
+    assert subscribed["position"] <= last
+    position = await append_one("task.after")
+    [event] = await receive_events(ws, 1)
+    assert event["position"] == position
+    await ws.disconnect()
+
+
 async def test_filters_by_type_wildcard_stream_category_and_attributes(tailer, token_for):
     token = await token_for()
     ws_types = await connect("/ws/events?types=task.*&types=workflow.created", token)
