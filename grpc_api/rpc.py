@@ -17,9 +17,10 @@ Requests arrive as raw bytes and are decoded here, so a malformed message is INV
 (grpcio would answer INTERNAL). Authentication (``authorization: Bearer``) and the whole body of
 a unary call run in one hop to a database thread: Django's ORM is synchronous, and one hop per call
 keeps the event loop free and the overhead low. A unary call that waits (``ReadAll`` with
-``min_position``) is async: it waits on the event loop and hops to a thread only to read. A ``ServiceError`` becomes its gRPC status
-(``grpc_api.errors``); a lost database connection is UNAVAILABLE; anything else is logged and
-answered INTERNAL with a message that reveals nothing of the server.
+``min_position``) is async: it waits on the event loop and hops to a thread only to read.
+A ``ServiceError`` becomes its gRPC status (``grpc_api.errors``); a lost database connection is
+UNAVAILABLE; anything else is logged and answered INTERNAL with a message that reveals nothing of
+the server.
 """
 
 from __future__ import annotations
