@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import Sum
 from django.template.response import TemplateResponse
 from django.urls import reverse
@@ -216,10 +217,16 @@ class ReplayJobAdmin(RefuseUnreadableInput, admin.ModelAdmin):
     def has_add_permission(self, request) -> bool:
         return False
 
-    def has_delete_permission(self, request, obj=None) -> bool:
-        # Deleting a job would drop its queued deliveries under the streams' pending counts; cancel
-        # it instead (deleting the subscription removes its jobs with everything else).
-        return False
+    # A job is not deleted on its own (its queued deliveries would go from under the streams'
+    # pending counts): cancel it. has_delete_permission stays, so that deleting the subscription,
+    # which removes its jobs with everything else, is allowed.
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
+    def delete_view(self, request, object_id, extra_context=None):
+        raise PermissionDenied("a replay job is canceled, not deleted")
 
     @admin.action(description="Cancel the selected running replays")
     def cancel(self, request, queryset):

@@ -88,6 +88,9 @@ def test_replay_from_action(admin_client, parked):
     admin_client.post("/admin/subscriptions/replayjob/", {"action": "delete_selected", "_selected_action": [job.id],
                                                            "post": "yes"})  # fmt: skip
     assert ReplayJob.objects.filter(id=job.id).exists()
+    # ... while deleting the subscription removes its jobs with it.
+    response = admin_client.post(f"/admin/subscriptions/subscription/{parked.id}/delete/", {"post": "yes"})
+    assert response.status_code == 302 and not ReplayJob.objects.filter(id=job.id).exists()
 
 
 def test_the_change_page_shows_and_changes_nothing(admin_client, parked):
