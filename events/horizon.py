@@ -26,6 +26,15 @@ def current() -> int:
         return cursor.fetchone()[0]
 
 
+def log_end() -> int:
+    """The highest position drawn so far (0 before the first): the end of the log, events still in
+    flight included. A start or rewind past it would skip what is appended until the log got
+    there, so those stop here; one at or below it means what it says, even above the horizon."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM flunq_position_seq")
+        return cursor.fetchone()[0]
+
+
 def wait_for(min_position: int, timeout: float) -> int:
     """Wait (bounded) until the horizon reaches ``min_position``; returns the horizon seen last.
 

@@ -114,8 +114,8 @@ notifier = Notifier()
 def _start_after(request: pb.SubscribeRequest) -> int:
     start = request.WhichOneof("start")
     if start == "after":
-        # At most the horizon, as a subscription's start: past the end it would skip what comes.
-        return min(convert.non_negative(request.after, "after"), horizon.current())
+        # At most the end of the log, as a subscription's start (horizon.log_end says why).
+        return min(convert.non_negative(request.after, "after"), horizon.log_end())
     if start == "from_time":
         return selectors.position_at(convert.moment(request.from_time, "from_time"))
     return horizon.current()

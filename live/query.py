@@ -43,9 +43,8 @@ class Start:
     def resolve(self) -> int:
         """The position after which the feed starts (reads the database for ``now`` and times)."""
         if self.kind == "position":
-            # At most the horizon, as a subscription's start: a position past the end of the log
-            # would skip every event appended until the log reached it.
-            return min(self.position, horizon.current())
+            # At most the end of the log, as a subscription's start (horizon.log_end says why).
+            return min(self.position, horizon.log_end())
         if self.kind == "beginning":
             return 0
         if self.kind == "time":

@@ -60,7 +60,7 @@ class CheckpointAdmin(RefuseUnreadableInput, admin.ModelAdmin):
                 except ServiceError as exc:
                     self.message_user(request, exc.message, messages.ERROR)
                     return None
-                # A target past the log's end stops at the horizon: say where each sink went.
+                # A target past the log's end stops there: say where each sink went.
                 positions = sorted({rewind(checkpoint.sink, target).position for checkpoint in queryset})
                 self.message_user(
                     request,

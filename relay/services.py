@@ -36,11 +36,11 @@ def parse_target(text: str) -> int:
 
 def rewind(sink: str, checkpoint: int) -> Checkpoint:
     """Set ``sink``'s checkpoint to ``checkpoint``: events after it are published again. At most to
-    the current horizon, as a subscription's checkpoint and Kafka's offset resets: a checkpoint past
-    the log's end would skip every event appended until the log reached it."""
+    the end of the log (``horizon.log_end``), as a subscription's checkpoint and Kafka's offset
+    resets: a checkpoint past it would skip every event appended until the log reached it."""
     if checkpoint < 0:
         raise InvalidRequest(f"checkpoint must be >= 0, got {checkpoint}", field="rewind_to")
-    checkpoint = min(checkpoint, horizon.current())
+    checkpoint = min(checkpoint, horizon.log_end())
     with transaction.atomic():
         row, _ = Checkpoint.objects.select_for_update().get_or_create(sink=sink)
         Checkpoint.objects.filter(pk=row.pk).update(position=checkpoint, epoch=F("epoch") + 1)

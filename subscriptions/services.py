@@ -76,13 +76,13 @@ def _force_tenant(principal: Principal | None, filter_: dict[str, Any]) -> dict[
 
 def resolve_start(start: str | int | datetime) -> int:
     """The first checkpoint: events after it are delivered (``start`` itself is inclusive). At most
-    the horizon, as ``set_checkpoint``: a checkpoint past the end skips what is appended up to it."""
+    the end of the log, as ``set_checkpoint`` (``horizon.log_end`` says why)."""
     if start == "beginning":
         return 0
     if start == "now":
         return horizon.current()
     if isinstance(start, int):
-        return min(max(start - 1, 0), horizon.current())
+        return min(max(start - 1, 0), horizon.log_end())
     return selectors.position_at(start)  # a time after the last event: the horizon
 
 
@@ -201,8 +201,8 @@ def delete_subscription(subscription: Subscription) -> None:
 
 
 def set_checkpoint(subscription: Subscription, position: int) -> Subscription:
-    """Move the live checkpoint (rewind or skip ahead); at most to the current horizon."""
-    position = min(position, horizon.current())
+    """Move the live checkpoint (rewind or skip ahead); at most to the end of the log."""
+    position = min(position, horizon.log_end())
     with transaction.atomic():
         Subscription.objects.filter(id=subscription.id).update(checkpoint=position, updated_at=timezone.now())
         with connection.cursor() as cursor:

@@ -214,3 +214,19 @@ def test_the_guard_lets_the_marking_change_the_xid_and_nothing_else():
         with pytest.raises(psycopg.Error, match="append-only") as refused:
             conn.execute("UPDATE flunq_events SET type = 'other', xid = '1'")
         assert refused.value.sqlstate == "FQ000"
+
+
+def test_the_end_of_the_log_counts_appends_still_in_flight():
+    """Starts past the end of the log stop at it; one between the horizon and the end means what
+    it says (moved back to the horizon, a feed would send again what the client has)."""
+    from live.query import Start
+
+    held, low = open_append("held-end")
+    try:
+        later = services.append_one(new_event(), stream="end-1")
+        assert horizon.current() < low < later.position == horizon.log_end()
+        assert Start("position", later.position).resolve() == later.position
+        assert Start("position", later.position + 1000).resolve() == later.position
+    finally:
+        held.rollback()
+        held.close()
