@@ -274,10 +274,11 @@ WITH locked AS (
     INSERT INTO flunq_subscription_streams AS ss (subscription_id, stream, pending)
     SELECT subscription_id, stream, count(*) FROM added GROUP BY 1, 2 ORDER BY 1, 2
     ON CONFLICT (subscription_id, stream) DO UPDATE SET pending = ss.pending + excluded.pending
-), jobs AS (  -- a replay's progress counts its redriven events as pending again
+), jobs AS (  -- a running replay counts its redriven events as pending again; one that has ended
+    -- (completed, canceled) keeps its counts: its redriven copy keeps its webhook-id, not its progress
     UPDATE flunq_replay_jobs j SET enqueued = j.enqueued + c.n
       FROM (SELECT replay_job_id, count(*) AS n FROM added WHERE replay_job_id IS NOT NULL GROUP BY 1) c
-     WHERE j.id = c.replay_job_id
+     WHERE j.id = c.replay_job_id AND j.state = 'running'
 )
 SELECT count(*) FROM added
 """

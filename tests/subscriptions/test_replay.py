@@ -214,3 +214,30 @@ def test_replay_jobs_are_listed_newest_first_in_pages(api, admin_api):
     assert [j["id"] for j in rest["replays"]] == jobs[2::-1] and rest["next_before"] == jobs[0]
     assert api.get(url, {"before": jobs[0]}).json() == {"replays": [], "next_before": None}
     assert api.get(url, {"before": "x"}).status_code == 400
+
+
+def test_a_dead_letter_of_an_ended_replay_is_redriven_as_its_copy_and_counted_no_more(api, admin_api):
+    """Its webhook-id stays (receivers dedupe on it); the ended job's counts stay as they were (a
+    completed job showed pending again)."""
+    caught_up()
+    sub_id = api.post("/api/v1/subscriptions", {"name": "ended", "kind": "pull"}, format="json").json()["id"]
+    position = append_to("ended-replay", 1)[0]
+    caught_up()
+    subscription = Subscription.objects.get(id=sub_id)
+    [live] = pull.fetch(subscription, consumer="c", max_events=10, lease_seconds=30)
+    pull.ack(subscription, consumer="c", ack_ids=pull.parse_ack_ids([live.ack_id]))
+    job = admin_api.post(f"/api/v1/subscriptions/{sub_id}/replay", {"from": position}, format="json").json()
+    [copy] = pull.fetch(subscription, consumer="c", max_events=10, lease_seconds=30)
+    pull.nack(
+        subscription, consumer="c", ack_ids=pull.parse_ack_ids([copy.ack_id]), reason="x", action="park"
+    )
+    pull.fetch(subscription, consumer="c", max_events=1, lease_seconds=30)  # lets the job finish
+    before = api.get(f"/api/v1/subscriptions/{sub_id}/replays/{job['id']}").json()
+    assert (before["state"], before["pending"]) == ("completed", 0)
+    dead = DeadLetter.objects.get(subscription_id=sub_id)
+    response = admin_api.post(f"/api/v1/subscriptions/{sub_id}/dead-letters/{dead.id}/redrive")
+    assert response.json() == {"redriven": 1}
+    after = api.get(f"/api/v1/subscriptions/{sub_id}/replays/{job['id']}").json()
+    assert (after["state"], after["pending"], after["enqueued"]) == ("completed", 0, before["enqueued"])
+    [again] = pull.fetch(subscription, consumer="c", max_events=10, lease_seconds=30)
+    assert (again.event["position"], again.replay_job) == (position, job["id"])
