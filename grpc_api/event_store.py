@@ -6,8 +6,6 @@ is the one append path; global reads go through ``events.selectors.read_all``, u
 
 from __future__ import annotations
 
-import functools
-
 import grpc
 from django.conf import settings
 from django.db.models import Q
@@ -99,14 +97,8 @@ class EventStore:
                 settings.MIN_POSITION_WAIT_SECONDS,
                 lambda: self.threads.run(horizon.current),
             )
-        page = await self.threads.run(
-            functools.partial(selectors.read_all, after, limit, filter_, horizon=upper)
-        )
-        return pb.ReadAllResponse(
-            events=[convert.recorded(e) for e in page.events],
-            next_after=page.next_after,
-            horizon=page.horizon,
-        )
+        # The page and its messages are built in the thread: not on the event loop the streams share.
+        return await self.threads.run(_read_all, after, limit, filter_, upper)
 
     @server_stream("events:read")
     async def Subscribe(
@@ -144,3 +136,10 @@ class EventStore:
         stream = convert.text(request.stream, "stream", required=True)
         tenancy.check_stream(principal, stream)
         return convert.stream_info(stream_as_dict(delete_stream(stream)))
+
+
+def _read_all(after: int, limit: int, filter_, upper: int | None) -> pb.ReadAllResponse:
+    page = selectors.read_all(after, limit, filter_, horizon=upper)
+    return pb.ReadAllResponse(
+        events=[convert.recorded(e) for e in page.events], next_after=page.next_after, horizon=page.horizon
+    )
