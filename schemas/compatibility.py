@@ -362,6 +362,8 @@ def _matches(p: str, s: str) -> bool:
     _spend()
     try:
         return _regex(p).is_valid(s)
+    except TooComplex:
+        raise  # the budget is spent: the whole comparison ends, not this one match
     except SchemaError:
         return False
 
@@ -1371,5 +1373,7 @@ class _Checker:
             return False
         try:
             return not _Checker(self.w_root, self.r_root, self.swaps + 1).cmp(e, r, "#")
+        except TooComplex:
+            raise  # the budget is spent: the whole comparison ends
         except SchemaError:
             return False
