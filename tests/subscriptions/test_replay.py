@@ -21,12 +21,19 @@ def _time(position: int) -> str:
     return event["recordedtime"].isoformat().replace("+00:00", "Z")
 
 
+def _pull_subscription(api, name: str) -> str:
+    """A pull subscription starting now; its id."""
+    response = api.post(
+        "/api/v1/subscriptions", {"name": name, "kind": "pull", "start": "now"}, format="json"
+    )
+    assert response.status_code == 201, response.json()
+    return response.json()["id"]
+
+
 def test_replay_by_time_delivers_exactly_the_slice(api, admin_api):
     positions = [append_to(f"replay-{i % 3}", 1, type_="task.completed")[0] for i in range(10)]
     caught_up()
-    sub_id = api.post(
-        "/api/v1/subscriptions", {"name": "r", "kind": "pull", "start": "now"}, format="json"
-    ).json()["id"]
+    sub_id = _pull_subscription(api, "r")
     subscription = Subscription.objects.get(id=sub_id)
     checkpoint = subscription.checkpoint
     assert pull.fetch(subscription, consumer="c", max_events=100, lease_seconds=30) == []
@@ -72,9 +79,7 @@ def test_replay_by_position_and_types_to_a_webhook(api, admin_api, allow_local, 
 def test_cancel_a_replay(api, admin_api):
     append_to("cancel-1", 5)
     caught_up()
-    sub_id = api.post(
-        "/api/v1/subscriptions", {"name": "c", "kind": "pull", "start": "now"}, format="json"
-    ).json()["id"]
+    sub_id = _pull_subscription(api, "c")
     job = admin_api.post(f"/api/v1/subscriptions/{sub_id}/replay", {"from": 0}, format="json").json()
     subscription = Subscription.objects.get(id=sub_id)
     assert len(pull.fetch(subscription, consumer="c", max_events=2, lease_seconds=30)) == 2
@@ -90,9 +95,7 @@ def test_cancel_a_replay(api, admin_api):
 def test_a_canceled_replay_has_nothing_pending(api, admin_api):
     positions = append_to("cancel-2", 5)
     caught_up()
-    sub_id = api.post(
-        "/api/v1/subscriptions", {"name": "c", "kind": "pull", "start": "now"}, format="json"
-    ).json()["id"]
+    sub_id = _pull_subscription(api, "c")
     job = admin_api.post(
         f"/api/v1/subscriptions/{sub_id}/replay", {"from": positions[0]}, format="json"
     ).json()
@@ -112,9 +115,7 @@ def test_a_canceled_replay_has_nothing_pending(api, admin_api):
 
 def test_redriving_a_replays_dead_letter_queues_the_replay_again(api, admin_api):
     caught_up()
-    sub_id = api.post(
-        "/api/v1/subscriptions", {"name": "rd", "kind": "pull", "start": "now"}, format="json"
-    ).json()["id"]
+    sub_id = _pull_subscription(api, "rd")
     position = append_to("redrive-replay", 1)[0]
     caught_up()
     job = admin_api.post(f"/api/v1/subscriptions/{sub_id}/replay", {"from": position}, format="json").json()
@@ -187,9 +188,7 @@ def test_a_redriven_replay_dead_letter_keeps_its_webhook_id(api, admin_api, allo
 def test_rewind_moves_the_live_checkpoint(api, admin_api):
     positions = append_to("rewind-1", 3)
     caught_up()
-    sub_id = api.post(
-        "/api/v1/subscriptions", {"name": "rw", "kind": "pull", "start": "now"}, format="json"
-    ).json()["id"]
+    sub_id = _pull_subscription(api, "rw")
     assert (
         api.patch(f"/api/v1/subscriptions/{sub_id}", {"rewind": positions[1]}, format="json").status_code
         == 403
@@ -202,7 +201,7 @@ def test_rewind_moves_the_live_checkpoint(api, admin_api):
 
 
 def test_replay_jobs_are_listed_newest_first_in_pages(api, admin_api):
-    sub_id = api.post("/api/v1/subscriptions", {"name": "pages", "kind": "pull"}, format="json").json()["id"]
+    sub_id = _pull_subscription(api, "pages")
     jobs = [
         admin_api.post(f"/api/v1/subscriptions/{sub_id}/replay", {"from": 0}, format="json").json()["id"]
         for _ in range(5)
@@ -220,7 +219,7 @@ def test_a_dead_letter_of_an_ended_replay_is_redriven_as_its_copy_and_counted_no
     """Its webhook-id stays (receivers dedupe on it); the ended job's counts stay as they were (a
     completed job showed pending again)."""
     caught_up()
-    sub_id = api.post("/api/v1/subscriptions", {"name": "ended", "kind": "pull"}, format="json").json()["id"]
+    sub_id = _pull_subscription(api, "ended")
     position = append_to("ended-replay", 1)[0]
     caught_up()
     subscription = Subscription.objects.get(id=sub_id)
