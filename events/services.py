@@ -2,8 +2,8 @@
 
 REST, gRPC, the admin, management commands and tests all call ``append``; nothing else writes event
 rows. It validates the batch, derives streams, and runs the SQL function ``flunq_append`` (see
-``events/sql/log.sql``; ``flunq_append_one`` for a single event outside a transaction) in a single
-statement, which holds the log's invariants:
+``events/sql/log.sql``; outside a transaction ``flunq_append_one`` for a single event,
+``flunq_append_new`` for a batch) in a single statement, which holds the log's invariants:
 
 - stream versions dense from 0, checked against ``expected_version`` under a per-stream lock;
 - idempotency on (source, id): a retry gets the stored original, a different event under a used
@@ -207,7 +207,7 @@ APPEND_ONE_SQL = (
     + f")::flunq_new_event, ${len(EVENT_FIELDS) + 1}, ${len(EVENT_FIELDS) + 2})"
 )
 _APPEND_ONE = db.Statement("flunq_append_one", APPEND_ONE_SQL)
-_APPEND_NEW = db.Statement("flunq_append_new", "SELECT * FROM flunq_append($1::json, $2, $3, false)")
+_APPEND_NEW = db.Statement("flunq_append_new", "SELECT * FROM flunq_append_new($1::json, $2::json, $3, $4)")
 _SOURCE_ID_TAKEN = "flunq_events_source_id"
 # A batch that inserts ids a concurrent writer inserts in the other order: one of the two is
 # stopped. Sent again, the look-up finds the other's events once they commit.
@@ -227,12 +227,10 @@ def _execute(
         # fails on the unique index or on a check that idempotency comes before (expected version,
         # deleted stream, tenant), and the look-up below answers it: the stored originals, or the
         # same refusal.
-        if len(events) == 1:
-            statement, params = _APPEND_ONE, [*event_params(events[0]), expected_version, tenant]
-        else:
-            statement, params = _APPEND_NEW, [orjson.dumps(events).decode(), expected_version, tenant]
         try:
-            return statement.rows(params, wrapper)
+            if len(events) == 1:
+                return _APPEND_ONE.rows([*event_params(events[0]), expected_version, tenant], wrapper)
+            return _append_new(events, expected_version, tenant, wrapper)
         except IntegrityError as exc:
             if _constraint(exc) != _SOURCE_ID_TAKEN:
                 raise Conflict("the event conflicts with one appended concurrently") from exc
@@ -257,6 +255,31 @@ def _execute(
                 continue
             raise _translate(exc) from exc
     raise AssertionError("unreachable")
+
+
+def _append_new(
+    events: list[dict], expected_version: str, tenant: str | None, wrapper: BaseDatabaseWrapper
+) -> list[tuple]:
+    """A batch through ``flunq_append_new``, which takes its events numbered: each gets ``s``, the
+    1-based index of its stream among the batch's streams in name order, and ``k``, its rank among
+    that stream's events. The function returns the first position, the recorded time and each
+    stream's last version before the batch; the rows of ``_execute`` are computed from them."""
+    numbers = {name: number for number, name in enumerate(sorted({row["stream"] for row in events}), 1)}
+    streams = [{"name": name, "events": 0, "last": 0, "tenantid": None} for name in numbers]
+    for index, row in enumerate(events):
+        number = numbers[row["stream"]]
+        stream = streams[number - 1]
+        if not stream["events"]:
+            stream["tenantid"] = row.get("tenantid")  # a new stream belongs to its first event's tenant
+        row["s"], row["k"] = number, stream["events"]
+        stream["events"] += 1
+        stream["last"] = index
+    params = [orjson.dumps(events).decode(), orjson.dumps(streams).decode(), expected_version, tenant]
+    ((first, recorded, last_versions),) = _APPEND_NEW.rows(params, wrapper)
+    return [
+        (first + index, row["stream"], last_versions[row["s"] - 1] + 1 + row["k"], recorded, False)
+        for index, row in enumerate(events)
+    ]
 
 
 def event_params(row: dict) -> list[str | None]:

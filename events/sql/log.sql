@@ -8,6 +8,8 @@
 -- flunq_append          the whole append (stream locks, idempotency, expected version, positions,
 --                       rows, stream bookkeeping) in one statement and one round trip. It does not
 --                       NOTIFY: that would serialise commits (events/notify.py says why).
+-- flunq_append_new      a batch of new events outside a caller's transaction, numbered by the
+--                       caller: the same without the look-up of stored ids, in fewer steps.
 -- flunq_append_one      the same for a single event, in fewer statements (the common case), the
 --                       event as a row of parameters rather than JSON.
 -- flunq_check_stream    the checks of an append on one stream (tenant, deleted, expected version).
@@ -154,7 +156,9 @@ END $$;
 -- stored originals. Without it, a retry fails on the unique index (23505, flunq_events_source_id)
 -- or on a check idempotency comes before, and the caller runs the function again with it, as
 -- after flunq_append_one. Skipping the look-up saves an index probe per event; outside a
--- transaction of the caller's only (a failed statement would abort it).
+-- transaction of the caller's only (a failed statement would abort it). The service now sends such
+-- batches to flunq_append_new; p_probe => false stays for processes of earlier releases while a
+-- rolling deploy migrates.
 DROP FUNCTION IF EXISTS flunq_append(jsonb, text);
 DROP FUNCTION IF EXISTS flunq_append(jsonb, text, text);
 DROP FUNCTION IF EXISTS flunq_append(json, text, text);
@@ -268,6 +272,89 @@ BEGIN
     )
     SELECT i."position", i.stream, i."version", i.recordedtime, false
       FROM inserted i ORDER BY i."position";
+END $$;
+
+-- A batch of new events outside a transaction of the caller's, the common case of a batch: what
+-- flunq_append does without its look-up of stored (source, id), in fewer steps, because the caller
+-- numbers the events. Each event of p_events carries `s`, the 1-based index of its stream in
+-- p_streams, and `k`, its 0-based rank among that stream's events in the batch; p_streams lists the
+-- batch's streams in name order (the lock order), each with its number of events (`events`), the
+-- index of its last event in the batch (`last`) and its first event's `tenantid`. So the rows go
+-- in straight from the JSON: no array of events, no window function for versions, no probe of
+-- `flunq_streams` per event, no `RETURNING`; one row comes back, from which the caller computes
+-- each event's position (o_first + its index), version (o_last[s] + 1 + k) and recorded time
+-- (docs/benchmarks.md, finding 21). A retry of a stored (source, id) fails here, on the unique
+-- index or on a check that idempotency comes before, and the caller runs flunq_append, which
+-- answers it, as after flunq_append_one.
+DO $$ BEGIN
+    CREATE TYPE flunq_batch_appended AS (o_first bigint, o_time timestamptz, o_last bigint[]);
+EXCEPTION WHEN duplicate_object THEN NULL;
+END $$;
+CREATE OR REPLACE FUNCTION flunq_append_new(p_events json, p_streams json, p_expected text DEFAULT 'any',
+                                            p_tenant text DEFAULT NULL)
+RETURNS flunq_batch_appended
+LANGUAGE plpgsql
+SET plan_cache_mode = force_generic_plan  -- as flunq_append: one plan for every batch size
+AS $$
+DECLARE
+    v_out flunq_batch_appended;
+    v_draw flunq_drawn;
+    v_names text[];
+    v_counts integer[];
+    v_lasts integer[];
+    v_tenants text[];
+    v_i integer;
+BEGIN
+    SELECT array_agg(s.name ORDER BY s.name), array_agg(s.events ORDER BY s.name),
+           array_agg(s.last ORDER BY s.name), array_agg(s.tenantid ORDER BY s.name)
+      INTO v_names, v_counts, v_lasts, v_tenants
+      FROM json_to_recordset(p_streams) AS s(name text, events integer, last integer, tenantid text);
+
+    -- 1. The streams' locks, in name order; 2. their checks, which give each its last version.
+    FOR v_i IN 1 .. cardinality(v_names) LOOP
+        PERFORM pg_advisory_xact_lock(4242, hashtext(v_names[v_i]));
+    END LOOP;
+    v_out.o_last := '{}';
+    FOR v_i IN 1 .. cardinality(v_names) LOOP
+        v_out.o_last[v_i] := (flunq_check_stream(v_names[v_i], p_expected, p_tenant)).o_last;
+    END LOOP;
+
+    -- 3. The first write: xid and positions, together.
+    v_draw := flunq_draw_positions((SELECT sum(c)::integer FROM unnest(v_counts) c));
+    v_out.o_first := v_draw.o_first;
+    v_out.o_time := v_draw.o_time;
+
+    -- 4. The rows, then the streams' bookkeeping.
+    INSERT INTO flunq_events (
+        "position", xid, stream, "version", id, source, specversion, "type", subject, "time",
+        datacontenttype, dataschema, data, data_base64, tenantid, workflowid, executionid,
+        taskid, correlationid, causationid, extensions, recordedtime, content_hash)
+    SELECT v_draw.o_first + e.ord - 1, v_draw.o_xid, v_names[e.s], v_out.o_last[e.s] + 1 + e.k,
+           e.id, e.source, e.specversion, e."type", e.subject, e."time", e.datacontenttype,
+           e.dataschema, e.data, decode(e.data_base64, 'base64'), e.tenantid, e.workflowid,
+           e.executionid, e.taskid, e.correlationid, e.causationid, coalesce(e.extensions, '{}'),
+           v_draw.o_time, decode(e.hash, 'hex')
+      FROM ROWS FROM (json_to_recordset(p_events) AS (
+               s integer, k integer, id text, source text, specversion text, "type" text,
+               subject text, "time" timestamptz, datacontenttype text, dataschema text, data json,
+               data_base64 text, tenantid text, workflowid text, executionid text, taskid text,
+               correlationid text, causationid text, extensions jsonb, hash text))
+           WITH ORDINALITY AS e(s, k, id, source, specversion, "type", subject, "time",
+               datacontenttype, dataschema, data, data_base64, tenantid, workflowid, executionid,
+               taskid, correlationid, causationid, extensions, hash, ord);
+    INSERT INTO flunq_streams AS s (name, category, last_version, last_position, last_event_at, tenant)
+    SELECT u.name, split_part(u.name, '-', 1), v_out.o_last[u.i] + u.events,
+           v_draw.o_first + u.last, v_draw.o_time, u.tenantid
+      FROM unnest(v_names, v_counts, v_lasts, v_tenants) WITH ORDINALITY
+           AS u(name, events, last, tenantid, i)
+    ON CONFLICT (name) DO UPDATE
+       SET last_version = excluded.last_version,
+           last_position = excluded.last_position,
+           last_event_at = excluded.last_event_at,
+           -- a stream created empty without a tenant takes its first event's
+           tenant = CASE WHEN s.last_version < 0 THEN coalesce(s.tenant, excluded.tenant)
+                         ELSE s.tenant END;
+    RETURN v_out;
 END $$;
 
 -- The same append for one event, with the statements a single event needs and no more: no

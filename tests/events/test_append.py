@@ -305,12 +305,17 @@ def test_retention_values_are_checked_where_they_are_set_not_by_the_database():
         assert cursor.fetchone() == (0,)
 
 
-def test_the_batch_function_keeps_one_generic_plan_for_every_batch_size():
-    """flunq_append plans its statements once (finding 15 in docs/benchmarks.md); the same plans
-    must serve batches of any size and spread, called over and over in one session."""
+def test_the_batch_functions_keep_one_generic_plan_for_every_batch_size():
+    """flunq_append and flunq_append_new plan their statements once (finding 15 in
+    docs/benchmarks.md); the same plans must serve batches of any size and spread, called over and
+    over in one session."""
     with connection.cursor() as cursor:
-        cursor.execute("SELECT proconfig FROM pg_proc WHERE proname = 'flunq_append'")
-        assert cursor.fetchone()[0] == ["plan_cache_mode=force_generic_plan"]
+        cursor.execute(
+            "SELECT proname, proconfig FROM pg_proc WHERE proname IN ('flunq_append', 'flunq_append_new')"
+        )
+        assert dict(cursor.fetchall()) == {
+            name: ["plan_cache_mode=force_generic_plan"] for name in ("flunq_append", "flunq_append_new")
+        }
     for round_ in range(3):
         for size, spread in ((2, 1), (6, 3), (100, 1), (40, 40)):
             events = [new_event(data={"n": n}, executionid=f"generic-{size}-{spread}-{n % spread}")
@@ -369,14 +374,65 @@ def test_a_batch_retry_gets_the_originals_whatever_happened_to_the_stream_since(
     assert Stream.objects.get(name="batch-retry-1").last_version == 3
 
 
+def test_both_batch_paths_number_the_events_and_keep_the_stream_rows(append_batch_way):
+    """Outside a transaction ``flunq_append_new`` takes the events numbered by the caller and
+    returns one row; inside, ``flunq_append`` numbers them itself. What each event got must be
+    what was stored, and each stream's row must follow, whatever the batch's streams and order."""
+    append_batch_way([new_event(), new_event()], stream="rows-b")  # an existing stream
+    create_stream("rows-c")  # empty, without a tenant: its first event of this batch gives it one
+    batch = [
+        new_event(tenantid="acme", executionid="rows-z"),  # new, named after the others
+        new_event(executionid="rows-b"),
+        new_event(tenantid="acme", executionid="rows-c"),
+        new_event(tenantid="beta", executionid="rows-z"),
+        new_event(executionid="rows-b"),
+        new_event(tenantid="beta", executionid="rows-c"),
+    ]
+    result = append_batch_way(batch, stream=None)
+    got = [(item.stream, item.version, item.position, item.recordedtime) for item in result.events]
+    assert [(stream, version) for stream, version, _, _ in got] == [
+        ("execution-rows-z", 0), ("execution-rows-b", 0), ("execution-rows-c", 0),
+        ("execution-rows-z", 1), ("execution-rows-b", 1), ("execution-rows-c", 1),
+    ]  # fmt: skip
+    positions = [position for _, _, position, _ in got]
+    assert positions == list(range(positions[0], positions[0] + 6))
+    horizon.wait_for(positions[-1], timeout=10)
+    stored = selectors.read_all(after=positions[0] - 1, limit=10).events
+    assert [(e["stream"], e["version"], e["position"], e["id"]) for e in stored] == [
+        (stream, version, position, event.id)
+        for (stream, version, position, _), event in zip(got, batch, strict=True)
+    ]
+    assert {item.recordedtime for item in result.events} == {got[0][3]}
+    rows = {row.name: row for row in Stream.objects.filter(name__startswith="execution-rows-")}
+    assert {name: (row.last_version, row.last_position, row.last_event_at, row.tenant)
+            for name, row in rows.items()} == {
+        "execution-rows-z": (1, positions[3], got[0][3], "acme"),
+        "execution-rows-b": (1, positions[4], got[0][3], None),
+        "execution-rows-c": (1, positions[5], got[0][3], "acme"),
+    }  # fmt: skip
+    assert rows["execution-rows-z"].category == "execution"
+
+
+def test_a_new_batch_from_a_release_before_still_appends_for_a_rolling_deploy():
+    """Processes of the release before migration 0017 send new batches to ``flunq_append`` with
+    ``p_probe => false``."""
+    rows = [new_event(executionid="rolling-b").row("execution-rolling-b") for _ in range(2)]
+    with psycopg.connect(database_url_of_test_db(), autocommit=True) as conn:
+        appended = conn.execute(
+            "SELECT o_stream, o_version FROM flunq_append(%s::json, 'any', NULL, false)",
+            [orjson.dumps(rows).decode()],
+        ).fetchall()
+    assert appended == [("execution-rolling-b", 0), ("execution-rolling-b", 1)]
+
+
 def test_a_new_batch_outside_a_transaction_skips_the_look_up(settings):
     settings.DB_PREPARE = True
     services.append([new_event(), new_event()])
     with connection.cursor() as cursor:
         cursor.execute("SELECT statement FROM pg_prepared_statements")
         prepared = [row[0] for row in cursor.fetchall()]
-    assert [text for text in prepared if "flunq_append(" in text] == [
-        "SELECT * FROM flunq_append($1::json, $2, $3, false)"
+    assert [text for text in prepared if "flunq_append_new" in text or "flunq_append(" in text] == [
+        "SELECT * FROM flunq_append_new($1::json, $2::json, $3, $4)"
     ]
     stored = services.append_one(new_event(data={"a": 1}))
     row = stored.event.row(stored.stream)
