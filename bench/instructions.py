@@ -22,8 +22,10 @@ statements ignoring their parameters, with and without arguments) and taken off.
 
 - ``flunq_append_one``: single events, all in one stream, as ``events.services.append`` sends them;
   against a one-row ``INSERT`` into a table with the same columns and indexes (a ceiling);
-- ``flunq_append``: 100-event batches of one stream each, as a batch outside a transaction is
-  sent; against 100 one-row ``INSERT`` statements in one transaction.
+- ``flunq_append``: 100-event batches of one stream each, as JSON without the look-up (the form
+  a batch outside a transaction took before ``flunq_append_new``, whose arrays go in binary, which
+  single-user mode, reading its arguments as SQL text, cannot send); against 100 one-row
+  ``INSERT`` statements in one transaction.
 
 The ratio is ceiling / ours: the share of the ceiling's rate the server alone could reach.
 """
@@ -139,7 +141,7 @@ def contenders() -> list[tuple[Contender, Contender]]:
         ),
         (
             Contender(
-                f"flunq_append, {BATCH}-event batches",
+                f"flunq_append, {BATCH}-event batches as JSON",
                 "PREPARE batch(json) AS SELECT count(*) FROM flunq_append($1, 'any', NULL, false)",
                 batches,
                 "batch",

@@ -80,6 +80,12 @@ class NewEvent:
             out["data"] = self.data
         return out
 
+    def content_hash(self, stream: str) -> bytes:
+        """SHA-256 of the event as stored in ``stream``: what tells a retry of it from another event
+        under the same (source, id). ``row`` carries the same, in hex."""
+        canonical = orjson.dumps({"stream": stream, **self.attributes()}, option=orjson.OPT_SORT_KEYS)
+        return hashlib.sha256(canonical).digest()
+
     def row(self, stream: str) -> dict[str, Any]:
         """What the append function in the database stores for this event (absent = NULL)."""
         attributes = self.attributes()

@@ -65,8 +65,9 @@ class Statement:
     parameter adaptation, the generator-driven wait) costs more CPU than the round trip itself:
     with 8 appending threads, 313 us of process CPU per single-event append through ``rows``
     against 203 us through this (``python -m bench.append_cpu``; docs/benchmarks.md, finding 14).
-    Parameters are text (``str`` or ``None``) behind ``$1, $2, ...`` in ``sql``; the rows come
-    back in binary and are loaded by psycopg's own loaders (timestamps built in C), kept per
+    Parameters are text (``str`` or ``None``) behind ``$1, $2, ...`` in ``sql``, unless
+    ``param_formats`` says which are binary (1): those are given as ``bytes``, in the binary form of
+    the type ``sql`` casts them to (``flunq_events.pgarrays``). The rows come back in binary and are loaded by psycopg's own loaders (timestamps built in C), kept per
     thread and connection (building them anew cost ~5 us a call).
 
     With ``DB_PREPARE`` the statement is prepared once per connection under ``name`` (again if the
@@ -75,13 +76,16 @@ class Statement:
     come as Django's database errors, with psycopg's error (SQLSTATE, diagnostics) as the cause.
     """
 
-    def __init__(self, name: str, sql: str) -> None:
+    def __init__(self, name: str, sql: str, param_formats: Sequence[int] | None = None) -> None:
         self.name = name.encode()
         self.sql = sql.encode()
+        self.param_formats = param_formats
         self._prepared_on: weakref.WeakSet[psycopg.Connection] = weakref.WeakSet()
         self._loaders = threading.local()  # .current: (connection, its Transformer), this thread's
 
-    def rows(self, params: Sequence[str | None], wrapper: BaseDatabaseWrapper | None = None) -> list[tuple]:
+    def rows(
+        self, params: Sequence[str | bytes | None], wrapper: BaseDatabaseWrapper | None = None
+    ) -> list[tuple]:
         """The rows, on ``wrapper`` (Django's connection of this thread, looked up when not given)."""
         if wrapper is None:
             wrapper = connections[DEFAULT_DB_ALIAS]
@@ -89,7 +93,7 @@ class Statement:
             wrapper.ensure_connection()
         with wrapper.wrap_database_errors:
             connection = wrapper.connection
-            values = [None if value is None else value.encode() for value in params]
+            values = [value.encode() if type(value) is str else value for value in params]
             result = self._run(connection, values)
             if result.status != pq.ExecStatus.TUPLES_OK:
                 raise psycopg.errors.error_from_result(result, encoding=connection.info.encoding)
@@ -103,16 +107,22 @@ class Statement:
     def _run(self, connection: psycopg.Connection, values: list[bytes | None]) -> pq.abc.PGresult:
         pgconn = connection.pgconn
         if not settings.DB_PREPARE:
-            return pgconn.exec_params(self.sql, values, result_format=pq.Format.BINARY)
+            return pgconn.exec_params(
+                self.sql, values, param_formats=self.param_formats, result_format=pq.Format.BINARY
+            )
         if connection not in self._prepared_on:
             self._prepare(connection)
-        result = pgconn.exec_prepared(self.name, values, result_format=pq.Format.BINARY)
+        result = pgconn.exec_prepared(
+            self.name, values, param_formats=self.param_formats, result_format=pq.Format.BINARY
+        )
         if result.error_field(pq.DiagnosticField.SQLSTATE) == b"26000":  # no such prepared statement
             self._prepared_on.discard(connection)
             # Again at once, unless the failure aborted the caller's transaction: then the next call.
             if pgconn.transaction_status == pq.TransactionStatus.IDLE:
                 self._prepare(connection)
-                result = pgconn.exec_prepared(self.name, values, result_format=pq.Format.BINARY)
+                result = pgconn.exec_prepared(
+                    self.name, values, param_formats=self.param_formats, result_format=pq.Format.BINARY
+                )
         return result
 
     def _prepare(self, connection: psycopg.Connection) -> None:

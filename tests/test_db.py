@@ -83,3 +83,43 @@ def test_rows_load_on_a_new_connection_with_loaders_of_its_own():
         )
     finally:
         connection.close()
+
+
+ARRAYS = Statement(
+    "test_arrays",
+    "SELECT $1::text[], $2::json[], $3::bytea[], $4::integer[], $5::text, $6::text[] IS NULL",
+    param_formats=[1, 1, 1, 1, 0, 1],
+)
+
+
+def test_binary_array_parameters_arrive_as_sent(prepare):
+    """``flunq_events.pgarrays`` writes PostgreSQL's binary array format; what the text format
+    would have to quote or escape (quotes, backslashes, braces, commas, spaces, NULL) goes as is."""
+    from flunq_events import pgarrays
+
+    texts = ["plain", "", None, 'q"uo\\te', "{a,b}", "NULL", " spaced ", "é漢字🙂"]
+    documents = ['{"a": [1, 2.5, null]}', '"text"', None]
+    digests = [bytes(range(256)), b"", None]
+    numbers = [0, -1, 2**31 - 1, -(2**31)]
+    row = ARRAYS.rows(
+        (
+            pgarrays.text_array(texts),
+            pgarrays.text_array(documents, pgarrays.JSON),
+            pgarrays.bytes_array(digests, pgarrays.BYTEA),
+            pgarrays.int4_array(numbers),
+            "text beside them",
+            None,
+        )
+    )[0]
+    assert row == (texts, [{"a": [1, 2.5, None]}, "text", None], digests, numbers, "text beside them", True)
+
+
+def test_binary_array_elements_are_checked_by_the_server(prepare):
+    from flunq_events import pgarrays
+
+    with pytest.raises(DataError) as error:  # an element that is not JSON, in a json[]
+        ARRAYS.rows((None, pgarrays.text_array(["{"], pgarrays.JSON), None, None, None, None))
+    assert error.value.__cause__.sqlstate == "22P02"
+    with pytest.raises(ProgrammingError) as error:  # another element type than the parameter's
+        ARRAYS.rows((pgarrays.int4_array([1]), None, None, None, None, None))
+    assert error.value.__cause__.sqlstate == "42804"

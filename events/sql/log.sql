@@ -9,7 +9,8 @@
 --                       rows, stream bookkeeping) in one statement and one round trip. It does not
 --                       NOTIFY: that would serialise commits (events/notify.py says why).
 -- flunq_append_new      a batch of new events outside a caller's transaction, numbered by the
---                       caller: the same without the look-up of stored ids, in fewer steps.
+--                       caller, one array per attribute: the same without the look-up of stored
+--                       ids, in fewer steps.
 -- flunq_append_one      the same for a single event, in fewer statements (the common case), the
 --                       event as a row of parameters rather than JSON.
 -- flunq_check_stream    the checks of an append on one stream (tenant, deleted, expected version).
@@ -276,13 +277,15 @@ END $$;
 
 -- A batch of new events outside a transaction of the caller's, the common case of a batch: what
 -- flunq_append does without its look-up of stored (source, id), in fewer steps, because the caller
--- numbers the events. Each event of p_events carries `s`, the 1-based index of its stream in
--- p_streams, and `k`, its 0-based rank among that stream's events in the batch; p_streams lists the
--- batch's streams in name order (the lock order), each with its number of events (`events`), the
--- index of its last event in the batch (`last`) and its first event's `tenantid`. So the rows go
--- in straight from the JSON: no array of events, no window function for versions, no probe of
--- `flunq_streams` per event, no `RETURNING`; one row comes back, from which the caller computes
--- each event's position (o_first + its index), version (o_last[s] + 1 + k) and recorded time
+-- numbers the events and sends each attribute as one array (in binary: PostgreSQL reads each
+-- element by its length, where JSON has to be scanned character by character). Element i of every
+-- array is the batch's event i. p_stream: the 1-based index of each event's stream in p_streams;
+-- p_rank: its 0-based rank among that stream's events in the batch. p_streams lists the batch's
+-- streams in name order (the lock order), each with its number of events (`events`), the index of
+-- its last event in the batch (`last`) and its first event's `tenantid`. So the rows go in
+-- straight from the arrays: no window function for versions, no probe of `flunq_streams` per
+-- event, no `RETURNING`; one row comes back, from which the caller computes each event's position
+-- (o_first + its index), version (o_last[stream] + 1 + rank) and recorded time
 -- (docs/benchmarks.md, finding 21). A retry of a stored (source, id) fails here, on the unique
 -- index or on a check that idempotency comes before, and the caller runs flunq_append, which
 -- answers it, as after flunq_append_one.
@@ -290,8 +293,13 @@ DO $$ BEGIN
     CREATE TYPE flunq_batch_appended AS (o_first bigint, o_time timestamptz, o_last bigint[]);
 EXCEPTION WHEN duplicate_object THEN NULL;
 END $$;
-CREATE OR REPLACE FUNCTION flunq_append_new(p_events json, p_streams json, p_expected text DEFAULT 'any',
-                                            p_tenant text DEFAULT NULL)
+CREATE OR REPLACE FUNCTION flunq_append_new(
+    p_streams json, p_expected text, p_tenant text, p_stream integer[], p_rank integer[],
+    p_id text[], p_source text[], p_specversion text[], p_type text[], p_subject text[],
+    p_time text[], p_datacontenttype text[], p_dataschema text[], p_data json[],
+    p_data_base64 text[], p_tenantid text[], p_workflowid text[], p_executionid text[],
+    p_taskid text[], p_correlationid text[], p_causationid text[], p_extensions text[],
+    p_hash bytea[])
 RETURNS flunq_batch_appended
 LANGUAGE plpgsql
 SET plan_cache_mode = force_generic_plan  -- as flunq_append: one plan for every batch size
@@ -320,7 +328,7 @@ BEGIN
     END LOOP;
 
     -- 3. The first write: xid and positions, together.
-    v_draw := flunq_draw_positions((SELECT sum(c)::integer FROM unnest(v_counts) c));
+    v_draw := flunq_draw_positions(cardinality(p_id));
     v_out.o_first := v_draw.o_first;
     v_out.o_time := v_draw.o_time;
 
@@ -329,19 +337,19 @@ BEGIN
         "position", xid, stream, "version", id, source, specversion, "type", subject, "time",
         datacontenttype, dataschema, data, data_base64, tenantid, workflowid, executionid,
         taskid, correlationid, causationid, extensions, recordedtime, content_hash)
-    SELECT v_draw.o_first + e.ord - 1, v_draw.o_xid, v_names[e.s], v_out.o_last[e.s] + 1 + e.k,
-           e.id, e.source, e.specversion, e."type", e.subject, e."time", e.datacontenttype,
-           e.dataschema, e.data, decode(e.data_base64, 'base64'), e.tenantid, e.workflowid,
-           e.executionid, e.taskid, e.correlationid, e.causationid, coalesce(e.extensions, '{}'),
-           v_draw.o_time, decode(e.hash, 'hex')
-      FROM ROWS FROM (json_to_recordset(p_events) AS (
-               s integer, k integer, id text, source text, specversion text, "type" text,
-               subject text, "time" timestamptz, datacontenttype text, dataschema text, data json,
-               data_base64 text, tenantid text, workflowid text, executionid text, taskid text,
-               correlationid text, causationid text, extensions jsonb, hash text))
-           WITH ORDINALITY AS e(s, k, id, source, specversion, "type", subject, "time",
-               datacontenttype, dataschema, data, data_base64, tenantid, workflowid, executionid,
-               taskid, correlationid, causationid, extensions, hash, ord);
+    SELECT v_draw.o_first + e.ord - 1, v_draw.o_xid, v_names[e.stream],
+           v_out.o_last[e.stream] + 1 + e.rank, e.id, e.source, e.specversion, e."type",
+           e.subject, e."time"::timestamptz, e.datacontenttype, e.dataschema, e.data,
+           decode(e.data_base64, 'base64'), e.tenantid, e.workflowid, e.executionid, e.taskid,
+           e.correlationid, e.causationid, coalesce(e.extensions::jsonb, '{}'), v_draw.o_time, e.hash
+      FROM unnest(p_stream, p_rank, p_id, p_source, p_specversion, p_type, p_subject, p_time,
+                  p_datacontenttype, p_dataschema, p_data, p_data_base64, p_tenantid,
+                  p_workflowid, p_executionid, p_taskid, p_correlationid, p_causationid,
+                  p_extensions, p_hash)
+           WITH ORDINALITY AS e(stream, rank, id, source, specversion, "type", subject, "time",
+                                datacontenttype, dataschema, data, data_base64, tenantid,
+                                workflowid, executionid, taskid, correlationid, causationid,
+                                extensions, hash, ord);
     INSERT INTO flunq_streams AS s (name, category, last_version, last_position, last_event_at, tenant)
     SELECT u.name, split_part(u.name, '-', 1), v_out.o_last[u.i] + u.events,
            v_draw.o_first + u.last, v_draw.o_time, u.tenantid
