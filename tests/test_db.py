@@ -87,7 +87,7 @@ def test_rows_load_on_a_new_connection_with_loaders_of_its_own():
 
 ARRAYS = Statement(
     "test_arrays",
-    "SELECT $1::text[], $2::json[], $3::bytea[], $4::integer[], $5::text, $6::text[] IS NULL",
+    "SELECT $1::text[], $2::json[], $3::bytea[], $4::integer[], $5::text, $6::text[]",
     param_formats=[1, 1, 1, 1, 0, 1],
 )
 
@@ -98,6 +98,7 @@ def test_binary_array_parameters_arrive_as_sent(prepare):
     from flunq_events import pgarrays
 
     texts = ["plain", "", None, 'q"uo\\te', "{a,b}", "NULL", " spaced ", "é漢字🙂"]
+    repeated = ["é漢字🙂"] * 3  # the same value in every element
     documents = ['{"a": [1, 2.5, null]}', '"text"', None]
     digests = [bytes(range(256)), b"", None]
     numbers = [0, -1, 2**31 - 1, -(2**31)]
@@ -108,10 +109,18 @@ def test_binary_array_parameters_arrive_as_sent(prepare):
             pgarrays.bytes_array(digests, pgarrays.BYTEA),
             pgarrays.int4_array(numbers),
             "text beside them",
-            None,
+            pgarrays.text_array(repeated),
         )
     )[0]
-    assert row == (texts, [{"a": [1, 2.5, None]}, "text", None], digests, numbers, "text beside them", True)
+    assert row == (
+        texts,
+        [{"a": [1, 2.5, None]}, "text", None],
+        digests,
+        numbers,
+        "text beside them",
+        repeated,
+    )
+    assert ARRAYS.rows((None, None, None, None, None, None)) == [(None,) * 6]
 
 
 def test_binary_array_elements_are_checked_by_the_server(prepare):
