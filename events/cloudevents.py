@@ -36,6 +36,7 @@ ATTRIBUTE_NAME = re.compile(r"^[a-z0-9]{1,64}\Z")
 STREAM_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@+=-]{0,199}\Z")
 MAX_ATTRIBUTE_LENGTH = 2048
 MAX_EXTENSIONS = 50
+_SORT_KEYS = orjson.OPT_SORT_KEYS
 
 
 @dataclass(slots=True)
@@ -63,22 +64,7 @@ class NewEvent:
 
     def attributes(self) -> dict[str, Any]:
         """The CloudEvent as the client gave it (normalised), without server attributes."""
-        out: dict[str, Any] = {
-            "specversion": self.specversion,
-            "id": self.id,
-            "source": self.source,
-            "type": self.type,
-        }
-        for name in OPTIONAL + FLUNQ_EXTENSIONS:
-            value = getattr(self, name)
-            if value is not None:
-                out[name] = value
-        out.update(self.extensions)
-        if self.data_base64 is not None:
-            out["data_base64"] = self.data_base64
-        elif self.has_data:
-            out["data"] = self.data
-        return out
+        return self._add_attributes({})
 
     def content_hash(self, stream: str) -> bytes:
         """SHA-256 of the event as stored in ``stream``: what tells a retry of it from another event
@@ -88,15 +74,49 @@ class NewEvent:
 
     def row(self, stream: str) -> dict[str, Any]:
         """What the append function in the database stores for this event (absent = NULL)."""
-        attributes = self.attributes()
-        row = {"stream": stream, **attributes}
-        canonical = orjson.dumps(row, option=orjson.OPT_SORT_KEYS)
+        row = self._add_attributes({"stream": stream})
+        canonical = orjson.dumps(row, option=_SORT_KEYS)
         if self.extensions:  # out of the row's columns first: one may be named like one (`hash`)
             for name in self.extensions:
                 del row[name]
             row["extensions"] = self.extensions
         row["hash"] = hashlib.sha256(canonical).hexdigest()
         return row
+
+    def _add_attributes(self, out: dict[str, Any]) -> dict[str, Any]:
+        # Into the dict given, so that ``row`` builds one dict rather than copying another. One `if`
+        # per attribute of OPTIONAL and FLUNQ_EXTENSIONS, in their order, rather than a loop with
+        # getattr: this runs for every event appended.
+        out["specversion"] = self.specversion
+        out["id"] = self.id
+        out["source"] = self.source
+        out["type"] = self.type
+        if self.subject is not None:
+            out["subject"] = self.subject
+        if self.time is not None:
+            out["time"] = self.time
+        if self.datacontenttype is not None:
+            out["datacontenttype"] = self.datacontenttype
+        if self.dataschema is not None:
+            out["dataschema"] = self.dataschema
+        if self.tenantid is not None:
+            out["tenantid"] = self.tenantid
+        if self.workflowid is not None:
+            out["workflowid"] = self.workflowid
+        if self.executionid is not None:
+            out["executionid"] = self.executionid
+        if self.taskid is not None:
+            out["taskid"] = self.taskid
+        if self.correlationid is not None:
+            out["correlationid"] = self.correlationid
+        if self.causationid is not None:
+            out["causationid"] = self.causationid
+        out.update(self.extensions)
+        if self.data_base64 is not None:
+            out["data_base64"] = self.data_base64
+        elif self.has_data:
+            out["data"] = self.data
+        return out
 
 
 def _where(index: int | None, name: str) -> str:
@@ -132,12 +152,14 @@ _RFC3339 = re.compile(
 def parse_time(value: str, where: str) -> datetime:
     """RFC 3339 with an offset; raises ValueError with a message for the client."""
     text = value.strip()
-    if not _RFC3339.fullmatch(text):
+    match = _RFC3339.fullmatch(text)
+    if not match:
         raise ValueError(f"{where}: {value!r} is not an RFC 3339 timestamp such as 2026-01-31T12:00:00Z")
     if text[-1] in "zZ":
         text = text[:-1] + "+00:00"
     # fromisoformat takes at most 6 fractional digits; RFC 3339 allows more.
-    text = re.sub(r"(\.\d{6})\d+", r"\1", text)
+    if match[1] and len(match[1]) > 7:
+        text = re.sub(r"(\.\d{6})\d+", r"\1", text)
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
@@ -155,11 +177,13 @@ def format_time(moment: datetime) -> str:
 
 def _extension_value(value: Any, index: int | None, name: str) -> Any:
     # CloudEvents types: Boolean, Integer, String (URI, Timestamp, Binary travel as strings).
-    if isinstance(value, (bool, str)):
-        if isinstance(value, str) and len(value) > MAX_ATTRIBUTE_LENGTH:
+    if isinstance(value, str):
+        if len(value) > MAX_ATTRIBUTE_LENGTH:
             raise _invalid(index, name, f"longer than {MAX_ATTRIBUTE_LENGTH} characters")
-        if isinstance(value, str) and "\x00" in value:
+        if "\x00" in value:
             raise _invalid(index, name, "contains \\u0000, which cannot be stored")
+        return value
+    if isinstance(value, bool):
         return value
     if isinstance(value, int):
         if not INT64_MIN <= value <= INT64_MAX:
@@ -171,7 +195,36 @@ def _extension_value(value: Any, index: int | None, name: str) -> Any:
 
 
 _OPTIONAL_STRINGS = ("subject", "datacontenttype", "dataschema", *FLUNQ_EXTENSIONS)
+_STRINGS = frozenset(REQUIRED + _OPTIONAL_STRINGS)
 _KNOWN = frozenset(REQUIRED + OPTIONAL + FLUNQ_EXTENSIONS + DATA_KEYS)
+
+
+def _plain_strings(values: dict[str, Any]) -> bool:
+    """Whether the string attributes pass ``_check_strings``: the usual case, checked at once.
+
+    ``False`` sends the event through ``_check_strings``, which names the attribute at fault (or
+    takes it after all: a subclass of ``str`` is not ``str`` here).
+    """
+    if values.get("specversion") != "1.0":
+        return False
+    if not (values.get("id") and values.get("source") and values.get("type")):  # missing or empty
+        return False
+    for name, value in values.items():
+        if name not in _STRINGS:
+            continue
+        if type(value) is not str or "\x00" in value or len(value) > MAX_ATTRIBUTE_LENGTH:
+            return False
+    return True
+
+
+def _check_strings(values: dict[str, Any], index: int | None) -> None:
+    """The string attributes one by one: raises ``InvalidEvent`` naming the first one at fault."""
+    for name in ("id", "source", "type", "specversion"):
+        _string(values.get(name), index, name, required=True)
+    if values["specversion"] != "1.0":
+        raise _invalid(index, "specversion", f"only '1.0' is supported, got {values['specversion']!r}")
+    for name in _OPTIONAL_STRINGS:
+        _string(values.get(name), index, name)
 
 
 def from_structured(obj: Any, index: int | None = None) -> NewEvent:
@@ -179,22 +232,21 @@ def from_structured(obj: Any, index: int | None = None) -> NewEvent:
     if not isinstance(obj, dict):
         where = f"/{index}" if index is not None else "/"
         raise InvalidEvent(f"{where}: a CloudEvent must be a JSON object", attribute=where)
-    values = {k: v for k, v in obj.items() if v is not None}  # null = absent (CloudEvents JSON)
-    for name in SERVER_ASSIGNED:
-        if name in values:
-            raise _invalid(index, name, "is assigned by the server and cannot be set")
-    event = NewEvent(
-        id=_string(values.get("id"), index, "id", required=True),
-        source=_string(values.get("source"), index, "source", required=True),
-        type=_string(values.get("type"), index, "type", required=True),
-        specversion=_string(values.get("specversion"), index, "specversion", required=True),
-    )
-    if event.specversion != "1.0":
-        raise _invalid(index, "specversion", f"only '1.0' is supported, got {event.specversion!r}")
+    # null = absent (CloudEvents JSON); an object without nulls, the usual, needs no copy.
+    values = obj if None not in obj.values() else {k: v for k, v in obj.items() if v is not None}
+    # Other names than the known ones are extension attributes, or server-assigned ones (refused).
+    extended = not values.keys() <= _KNOWN
+    if extended:
+        for name in SERVER_ASSIGNED:
+            if name in values:
+                raise _invalid(index, name, "is assigned by the server and cannot be set")
+    if not _plain_strings(values):
+        _check_strings(values, index)
+    event = NewEvent(values["id"], values["source"], values["type"], values["specversion"])
     for name in _OPTIONAL_STRINGS:
         value = values.get(name)
         if value is not None:
-            setattr(event, name, _string(value, index, name))
+            setattr(event, name, value)
     if event.dataschema is not None:
         try:
             urlsplit(event.dataschema)
@@ -206,9 +258,9 @@ def from_structured(obj: Any, index: int | None = None) -> NewEvent:
             event.time = format_time(parse_time(moment, _where(index, "time")))
         except ValueError as exc:
             raise InvalidEvent(str(exc), attribute=_where(index, "time")) from None
-    if "data" in values and "data_base64" in values:
-        raise _invalid(index, "data_base64", "give either data or data_base64, not both")
     if "data_base64" in values:
+        if "data" in values:
+            raise _invalid(index, "data_base64", "give either data or data_base64, not both")
         encoded = values["data_base64"]  # the data: bounded by the body, not by an attribute's length
         if not isinstance(encoded, str):
             raise _invalid(index, "data_base64", f"must be a string, got {type(encoded).__name__}")
@@ -219,6 +271,12 @@ def from_structured(obj: Any, index: int | None = None) -> NewEvent:
         event.data_base64 = encoded
     elif "data" in values:
         event.data, event.has_data = values["data"], True
+    if extended:
+        event.extensions = _extensions(values, index)
+    return event
+
+
+def _extensions(values: dict[str, Any], index: int | None) -> dict[str, Any]:
     extensions = {}
     for name, value in values.items():
         if name in _KNOWN:
@@ -228,8 +286,7 @@ def from_structured(obj: Any, index: int | None = None) -> NewEvent:
         extensions[name] = _extension_value(value, index, name)
     if len(extensions) > MAX_EXTENSIONS:
         raise _invalid(index, "extensions", f"more than {MAX_EXTENSIONS} extension attributes")
-    event.extensions = extensions
-    return event
+    return extensions
 
 
 def is_json_media_type(content_type: str | None) -> bool:
