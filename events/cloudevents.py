@@ -69,7 +69,7 @@ class NewEvent:
     def content_hash(self, stream: str) -> bytes:
         """SHA-256 of the event as stored in ``stream``: what tells a retry of it from another event
         under the same (source, id). ``row`` carries the same, in hex."""
-        canonical = orjson.dumps({"stream": stream, **self.attributes()}, option=orjson.OPT_SORT_KEYS)
+        canonical = orjson.dumps(self._add_attributes({"stream": stream}), option=_SORT_KEYS)
         return hashlib.sha256(canonical).digest()
 
     def row(self, stream: str) -> dict[str, Any]:

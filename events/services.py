@@ -20,6 +20,7 @@ transaction's first write, and it looks first.
 
 from __future__ import annotations
 
+import operator
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -211,6 +212,7 @@ _ARRAY_ATTRIBUTES = (
     "causationid", "extensions", "hash",
 )  # fmt: skip
 _ARRAY_TYPES = {"data": "json[]", "hash": "bytea[]"}
+_GETTERS = {name: operator.attrgetter(name) for name in _ARRAY_ATTRIBUTES}
 _APPEND_NEW = db.Statement(
     "flunq_append_new",
     "SELECT * FROM flunq_append_new($1::json, $2, $3, $4::integer[], $5::integer[], "
@@ -327,7 +329,7 @@ def _attribute_array(events: Sequence[NewEvent], streams: list[str], name: str) 
             [e.content_hash(stream) for e, stream in zip(events, streams, strict=True)], pgarrays.BYTEA
         )
     else:
-        strings = [getattr(e, name) for e in events]
+        strings = list(map(_GETTERS[name], events))
         return None if strings.count(None) == len(strings) else pgarrays.text_array(strings)
     return None if values.count(None) == len(values) else pgarrays.bytes_array(values, oid)
 
