@@ -2,8 +2,8 @@
 
 A batch append sends each attribute of its events as one array (``events.services``). In binary
 form PostgreSQL reads each element by its length, with no text to scan for quotes, escapes and
-delimiters; a batch's attributes as JSON cost the server ~40% of its time to parse
-(docs/benchmarks.md, finding 21). The format (``array_recv`` in PostgreSQL's ``arrayfuncs.c``):
+delimiters; a batch's attributes as JSON took about a third of the server's time of the append
+to parse (docs/benchmarks.md, finding 21). The format (``array_recv`` in PostgreSQL's ``arrayfuncs.c``):
 
     int32 dimensions (1) | int32 has NULLs (0 or 1) | int32 element type OID |
     int32 length | int32 lower bound (1) | each element: int32 byte length (-1: NULL), its bytes
