@@ -183,9 +183,10 @@ DECLARE
     v_conflicts jsonb;
     v_draw record;
 BEGIN
-    -- 1. One appender per stream at a time, streams locked in name order so batches never
-    --    deadlock. Advisory locks assign no xid: positions are still drawn by the first write.
-    FOR v_stream IN SELECT DISTINCT e.stream FROM unnest(v_events) e ORDER BY 1 LOOP
+    -- 1. One appender per stream at a time, streams locked in name order (by code point, as
+    --    flunq_append_new's caller sorts them) so batches never deadlock. Advisory locks assign
+    --    no xid: positions are still drawn by the first write.
+    FOR v_stream IN SELECT DISTINCT e.stream COLLATE "C" FROM unnest(v_events) e ORDER BY 1 LOOP
         PERFORM pg_advisory_xact_lock(4242, hashtext(v_stream));
     END LOOP;
 
@@ -281,14 +282,14 @@ END $$;
 -- element by its length, where JSON has to be scanned character by character). Element i of every
 -- array is the batch's event i. p_stream: the 1-based index of each event's stream in p_streams;
 -- p_rank: its 0-based rank among that stream's events in the batch. p_streams lists the batch's
--- streams in name order (the lock order), each with its number of events (`events`), the index of
--- its last event in the batch (`last`) and its first event's `tenantid`. So the rows go in
--- straight from the arrays: no window function for versions, no probe of `flunq_streams` per
+-- streams in name order by code point (the lock order), each with its number of events (`events`),
+-- the index of its last event in the batch (`last`) and its first event's `tenantid`. So the rows
+-- go in straight from the arrays: no window function for versions, no probe of `flunq_streams` per
 -- event, no `RETURNING`; one row comes back, from which the caller computes each event's position
--- (o_first + its index), version (o_last[stream] + 1 + rank) and recorded time
--- (docs/benchmarks.md, finding 21). A retry of a stored (source, id) fails here, on the unique
--- index or on a check that idempotency comes before, and the caller runs flunq_append, which
--- answers it, as after flunq_append_one.
+-- (o_first + its index), version (o_last[stream] + 1 + rank) and recorded time (docs/benchmarks.md,
+-- finding 21). A retry of a stored (source, id) fails here, on the unique index or on a check that
+-- idempotency comes before, and the caller runs flunq_append, which answers it, as after
+-- flunq_append_one.
 DO $$ BEGIN
     CREATE TYPE flunq_batch_appended AS (o_first bigint, o_time timestamptz, o_last bigint[]);
 EXCEPTION WHEN duplicate_object THEN NULL;
@@ -313,10 +314,14 @@ DECLARE
     v_tenants text[];
     v_i integer;
 BEGIN
-    SELECT array_agg(s.name ORDER BY s.name), array_agg(s.events ORDER BY s.name),
-           array_agg(s.last ORDER BY s.name), array_agg(s.tenantid ORDER BY s.name)
+    -- In the caller's order, which its numbers refer to: sorted by code point, as flunq_append's
+    -- locks (COLLATE "C"; the database's collation may order names otherwise).
+    SELECT array_agg(s.name ORDER BY s.i), array_agg(s.events ORDER BY s.i),
+           array_agg(s.last ORDER BY s.i), array_agg(s.tenantid ORDER BY s.i)
       INTO v_names, v_counts, v_lasts, v_tenants
-      FROM json_to_recordset(p_streams) AS s(name text, events integer, last integer, tenantid text);
+      FROM ROWS FROM (json_to_recordset(p_streams) AS (name text, events integer, last integer,
+                                                       tenantid text))
+           WITH ORDINALITY AS s(name, events, last, tenantid, i);
 
     -- 1. The streams' locks, in name order; 2. their checks, which give each its last version.
     FOR v_i IN 1 .. cardinality(v_names) LOOP

@@ -444,6 +444,32 @@ def test_both_batch_paths_store_every_attribute_as_given(append_batch_way):
     assert again.duplicate and [item.position for item in again.events] == [e["position"] for e in stored]
 
 
+def test_the_new_batch_function_takes_the_streams_in_its_callers_order():
+    """``flunq_append_new`` numbers the streams as its caller lists them (sorted by code point) and
+    must not sort them again: the database's collation may order names otherwise (``B`` before
+    ``a`` by code point, after it in en-US). Listed here against code-point order, a function that
+    sorted them would swap the events' streams."""
+    from flunq_events import pgarrays
+
+    events = [new_event(executionid="order-a"), new_event(executionid="order-B")]
+    streams = ["execution-order-a", "execution-order-B"]
+    summary = [
+        {"name": name, "events": 1, "last": index, "tenantid": None} for index, name in enumerate(streams)
+    ]
+    services._APPEND_NEW.rows(
+        [
+            orjson.dumps(summary).decode(), "any", None,
+            pgarrays.int4_array([1, 2]), pgarrays.int4_array([0, 0]),
+            *(services._attribute_array(events, streams, name) for name in services._ARRAY_ATTRIBUTES),
+        ]
+    )  # fmt: skip
+    for event, stream in zip(events, streams, strict=True):
+        assert selectors.get_event(event.id, event.source)["stream"] == stream
+    assert {row.name: row.last_version for row in Stream.objects.filter(name__in=streams)} == dict.fromkeys(
+        streams, 0
+    )
+
+
 def test_a_new_batch_from_a_release_before_still_appends_for_a_rolling_deploy():
     """Processes of the release before migration 0017 send new batches to ``flunq_append`` with
     ``p_probe => false``."""
