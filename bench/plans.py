@@ -1,12 +1,13 @@
-"""Batch appends with ``flunq_append``'s statements planned once (as shipped) or on every call.
+"""Batch appends with ``flunq_append_new``'s statements planned once (as shipped) or on every call.
 
     python -m bench.plans                       # batches of 2, 4, 10 and 100 events, 5 rounds
     python -m bench.plans --sizes 2,100 --rounds 9
 
 PL/pgSQL gives a statement that uses the function's variables a plan for each call's values
 ("custom plans") for as long as it judges that cheaper than one generic plan; ``flunq_append``
-carries ``SET plan_cache_mode = force_generic_plan`` so that its statements are planned once per
-session (docs/benchmarks.md, finding 15). Contenders, interleaved round by round, each round in
+and ``flunq_append_new`` (the one a batch outside a transaction takes, measured here) carry ``SET
+plan_cache_mode = force_generic_plan`` so that their statements are planned once per session
+(docs/benchmarks.md, findings 15 and 21). Contenders, interleaved round by round, each round in
 a new session:
 
 - ``generic plans``: the function as shipped;
@@ -24,7 +25,7 @@ import uuid
 from bench import common
 
 DATABASE = "flunq_bench_plans"
-SETTING = "ALTER FUNCTION flunq_append(json, text, text, boolean) {}"
+SETTING = "ALTER FUNCTION flunq_append_new {}"  # its one signature
 
 
 def main(argv: list[str] | None = None) -> None:

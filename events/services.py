@@ -213,7 +213,7 @@ _ARRAY_ATTRIBUTES = (
 )  # fmt: skip
 _ARRAY_TYPES = {"data": "json[]", "hash": "bytea[]"}
 _GETTERS = {name: operator.attrgetter(name) for name in _ARRAY_ATTRIBUTES}
-_APPEND_NEW = db.Statement(
+APPEND_NEW = db.Statement(
     "flunq_append_new",
     "SELECT * FROM flunq_append_new($1::json, $2, $3, $4::integer[], $5::integer[], "
     + ", ".join(f"${n}::{_ARRAY_TYPES.get(name, 'text[]')}" for n, name in enumerate(_ARRAY_ATTRIBUTES, 6))
@@ -283,11 +283,23 @@ def _append_new(
     tenant: str | None,
     wrapper: BaseDatabaseWrapper,
 ) -> list[tuple]:
-    """A batch through ``flunq_append_new``, which takes its events numbered and one array per
-    attribute: each event's stream, as the 1-based index of its stream among the batch's streams in
-    name order, and its rank among that stream's events. The function returns the first position,
-    the recorded time and each stream's last version before the batch; the rows of ``_execute`` are
-    computed from them."""
+    """A batch through ``flunq_append_new``. The function returns the first position, the recorded
+    time and each stream's last version before the batch; the rows of ``_execute`` are computed
+    from them."""
+    params, stream_numbers, ranks = new_batch_params(events, streams, expected_version, tenant)
+    ((first, recorded, last_versions),) = APPEND_NEW.rows(params, wrapper)
+    return [
+        (first + index, name, last_versions[number - 1] + 1 + rank, recorded, False)
+        for index, (name, number, rank) in enumerate(zip(streams, stream_numbers, ranks, strict=True))
+    ]
+
+
+def new_batch_params(
+    events: Sequence[NewEvent], streams: list[str], expected_version: str, tenant: str | None
+) -> tuple[list[str | bytes | None], list[int], list[int]]:
+    """The parameters of ``APPEND_NEW`` for a batch, and how it numbers the events: each event's
+    stream, as the 1-based index of its stream among the batch's streams in name order, and its
+    rank among that stream's events."""
     numbers = {name: number for number, name in enumerate(sorted(set(streams)), 1)}
     summary = [{"name": name, "events": 0, "last": 0, "tenantid": None} for name in numbers]
     stream_numbers, ranks = [], []
@@ -308,11 +320,7 @@ def _append_new(
         pgarrays.int4_array(ranks),
         *(_attribute_array(events, streams, name) for name in _ARRAY_ATTRIBUTES),
     ]
-    ((first, recorded, last_versions),) = _APPEND_NEW.rows(params, wrapper)
-    return [
-        (first + index, name, last_versions[number - 1] + 1 + rank, recorded, False)
-        for index, (name, number, rank) in enumerate(zip(streams, stream_numbers, ranks, strict=True))
-    ]
+    return params, stream_numbers, ranks
 
 
 def _attribute_array(events: Sequence[NewEvent], streams: list[str], name: str) -> bytes | None:

@@ -456,7 +456,7 @@ def test_the_new_batch_function_takes_the_streams_in_its_callers_order():
     summary = [
         {"name": name, "events": 1, "last": index, "tenantid": None} for index, name in enumerate(streams)
     ]
-    services._APPEND_NEW.rows(
+    services.APPEND_NEW.rows(
         [
             orjson.dumps(summary).decode(), "any", None,
             pgarrays.int4_array([1, 2]), pgarrays.int4_array([0, 0]),
