@@ -326,8 +326,11 @@ def new_batch_params(
 def _attribute_array(events: Sequence[NewEvent], streams: list[str], name: str) -> bytes | None:
     """One attribute of every event of the batch as a binary array; NULL when no event has it
     (``unnest`` gives NULL for it then)."""
-    if name == "data":
-        values = [orjson.dumps(e.data) if e.has_data and e.data is not None else None for e in events]
+    if name == "data":  # data_base64 first, as in ``NewEvent.attributes``
+        values = [
+            orjson.dumps(e.data) if e.has_data and e.data is not None and e.data_base64 is None else None
+            for e in events
+        ]
         oid = pgarrays.JSON
     elif name == "extensions":
         values = [orjson.dumps(e.extensions) if e.extensions else None for e in events]

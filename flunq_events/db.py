@@ -67,8 +67,9 @@ class Statement:
     against 203 us through this (``python -m bench.append_cpu``; docs/benchmarks.md, finding 14).
     Parameters are text (``str`` or ``None``) behind ``$1, $2, ...`` in ``sql``, unless
     ``param_formats`` says which are binary (1): those are given as ``bytes``, in the binary form of
-    the type ``sql`` casts them to (``flunq_events.pgarrays``). The rows come back in binary and are loaded by psycopg's own loaders (timestamps built in C), kept per
-    thread and connection (building them anew cost ~5 us a call).
+    the type ``sql`` casts them to (``flunq_events.pgarrays``). The rows come back in binary and are
+    loaded by psycopg's own loaders (timestamps built in C), kept per thread and connection
+    (building them anew cost ~5 us a call).
 
     With ``DB_PREPARE`` the statement is prepared once per connection under ``name`` (again if the
     server has forgotten it, e.g. after ``DISCARD ALL``); without, it is sent whole each time.
@@ -93,7 +94,7 @@ class Statement:
             wrapper.ensure_connection()
         with wrapper.wrap_database_errors:
             connection = wrapper.connection
-            values = [value.encode() if type(value) is str else value for value in params]
+            values = [value.encode() if isinstance(value, str) else value for value in params]
             result = self._run(connection, values)
             if result.status != pq.ExecStatus.TUPLES_OK:
                 raise psycopg.errors.error_from_result(result, encoding=connection.info.encoding)

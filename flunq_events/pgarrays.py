@@ -3,7 +3,8 @@
 A batch append sends each attribute of its events as one array (``events.services``). In binary
 form PostgreSQL reads each element by its length, with no text to scan for quotes, escapes and
 delimiters; a batch's attributes as JSON took about a third of the server's time of the append
-to parse (docs/benchmarks.md, finding 21). The format (``array_recv`` in PostgreSQL's ``arrayfuncs.c``):
+to parse (docs/benchmarks.md, finding 21). The format (``array_recv`` in PostgreSQL's
+``arrayfuncs.c``):
 
     int32 dimensions (1) | int32 has NULLs (0 or 1) | int32 element type OID |
     int32 length | int32 lower bound (1) | each element: int32 byte length (-1: NULL), its bytes
@@ -45,8 +46,8 @@ def text_array(values: Sequence[str | None], oid: int = TEXT) -> bytes:
     """An array of ``text`` (or of another type whose binary form is its text, such as ``json``)."""
     first = values[0] if values else None
     if first is not None and values.count(first) == len(values):
-        # One value for every element (a batch's source, type or stream, often): its bytes repeated,
-        # at a fortieth of the cost of the loop for 100 elements.
+        # One value for every element (a batch's source, type or execution, often): its bytes
+        # repeated, at a fortieth of the cost of the loop for 100 elements.
         element = first.encode()
         return _HEADER.pack(1, 0, oid, len(values), 1) + (_LENGTH.pack(len(element)) + element) * len(values)
     return bytes_array([None if value is None else value.encode() for value in values], oid)

@@ -28,6 +28,13 @@ def test_rows_come_back_typed(prepare):
     assert ECHO.rows(("1", "x", "2026-01-01T00:00:00Z", "y"))[0][3] is False
 
 
+def test_text_parameters_may_be_str_subclasses(prepare):
+    class Name(str):
+        pass
+
+    assert ECHO.rows((Name("41"), Name("é"), "2026-11-28T15:00:00Z", None))[0][:2] == (42, "é")
+
+
 def test_errors_are_djangos_with_the_sqlstate_on_the_cause(prepare):
     with pytest.raises(DataError) as error:
         FAILS.rows(("0",))

@@ -444,6 +444,18 @@ def test_both_batch_paths_store_every_attribute_as_given(append_batch_way):
     assert again.duplicate and [item.position for item in again.events] == [e["position"] for e in stored]
 
 
+def test_both_batch_paths_keep_data_base64_over_data(append_batch_way):
+    """An event built in code may carry both; its attributes (and content hash) keep
+    ``data_base64``, and so must the stored row, whichever path stores it."""
+    from events.cloudevents import NewEvent
+
+    both = NewEvent("both-1", "/tests", "task.completed", data={"a": 1}, has_data=True, data_base64="AA==")
+    append_batch_way([both, new_event()], stream="both-1")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT data IS NULL, data_base64 FROM flunq_events WHERE id = 'both-1'")
+        assert cursor.fetchone() == (True, b"\x00")
+
+
 def test_the_new_batch_function_takes_the_streams_in_its_callers_order():
     """``flunq_append_new`` numbers the streams as its caller lists them (sorted by code point) and
     must not sort them again: the database's collation may order names otherwise (``B`` before
