@@ -23,7 +23,6 @@ statement, and the server's CPU per batch: the backend's user and system time fr
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import uuid
 from pathlib import Path
@@ -32,15 +31,6 @@ from bench import common
 
 DATABASE = "flunq_bench_batch_db"
 SIZE = 100
-
-
-def backend_seconds(pid: int) -> float | None:
-    """CPU seconds the backend ``pid`` has used (user + system), or None off Linux."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -73,7 +63,7 @@ def main(argv: list[str] | None = None) -> None:
         def round_() -> common.Sample:
             run = uuid.uuid4().hex[:8]
             params = [params_of(*batch(run, index)) for index in range(args.batches)]
-            before = backend_seconds(pid)
+            before = common.cpu_seconds([pid])
 
             def call(index: int) -> int:
                 result = conn.pgconn.exec_prepared(name.encode(), params[index], param_formats=formats)
@@ -82,8 +72,7 @@ def main(argv: list[str] | None = None) -> None:
                 return SIZE
 
             sample = common.timed_calls(args.batches, call)
-            if before is not None:
-                cpu[name].append((backend_seconds(pid) - before) / args.batches)
+            cpu[name].append((common.cpu_seconds([pid]) - before) / args.batches)
             return sample
 
         return round_
@@ -109,7 +98,7 @@ def main(argv: list[str] | None = None) -> None:
                  orjson.dumps(event.data).decode(), event.content_hash(name))
                 for version, (event, name) in enumerate(zip(events, streams, strict=True))
             ])  # fmt: skip
-        before = backend_seconds(copy_pid)
+        before = common.cpu_seconds([copy_pid])
 
         def call(index: int) -> int:
             with (
@@ -121,8 +110,7 @@ def main(argv: list[str] | None = None) -> None:
             return SIZE
 
         sample = common.timed_calls(args.batches, call)
-        if before is not None:
-            cpu["COPY"].append((backend_seconds(copy_pid) - before) / args.batches)
+        cpu["COPY"].append((common.cpu_seconds([copy_pid]) - before) / args.batches)
         return sample
 
     contenders = {
@@ -141,7 +129,7 @@ def main(argv: list[str] | None = None) -> None:
         ],
         markdown=args.markdown,
     )
-    if all(cpu.values()):
+    if Path("/proc/self/stat").exists():
         print(
             "server CPU per batch (ms, median over rounds): "
             + ", ".join(f"{name} {statistics.median(values) * 1000:.2f}" for name, values in cpu.items())

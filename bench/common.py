@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -234,6 +235,24 @@ def summarise(name: str, samples: list[Sample], *, latencies: bool = True) -> Su
 
 def _ms(seconds: float | None) -> str:
     return "" if seconds is None else f"{seconds * 1000:.2f}"
+
+
+# --- CPU (Linux: /proc) -------------------------------------------------------------------------
+
+
+def cpu_times(pids: list[int]) -> tuple[float, float]:
+    """User and system CPU time the processes have used so far."""
+    user = system = 0
+    for pid in pids:
+        with suppress(OSError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            user, system = user + int(fields[11]), system + int(fields[12])
+    return user / os.sysconf("SC_CLK_TCK"), system / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time the processes have used so far."""
+    return sum(cpu_times(pids))
 
 
 # --- HTTP ----------------------------------------------------------------------------------------

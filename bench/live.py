@@ -68,16 +68,6 @@ def server_pids(port: int) -> list[int]:
     return pids
 
 
-def cpu_times(pids: list[int]) -> tuple[float, float]:
-    """User and system CPU time the processes have used so far."""
-    user = system = 0
-    for pid in pids:
-        with contextlib.suppress(OSError):
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            user, system = user + int(fields[11]), system + int(fields[12])
-    return user / os.sysconf("SC_CLK_TCK"), system / os.sysconf("SC_CLK_TCK")
-
-
 def run_queue_seconds(pids: list[int]) -> float:
     """Time the processes' main threads (the event loops) were ready to run but waited for a core."""
     total = 0
@@ -85,11 +75,6 @@ def run_queue_seconds(pids: list[int]) -> float:
         with contextlib.suppress(OSError):
             total += int(Path(f"/proc/{pid}/schedstat").read_text().split()[1])
     return total / 1e9
-
-
-def cpu_seconds(pids: list[int]) -> float:
-    """User + system CPU time the processes have used so far."""
-    return sum(cpu_times(pids))
 
 
 def rss_mb(pids: list[int]) -> float:
@@ -190,7 +175,7 @@ class Sinks:
         assert await asyncio.to_thread(self._pipe.recv) == "ready"
 
     def cpu(self) -> float:
-        return cpu_seconds([self._process.pid])
+        return common.cpu_seconds([self._process.pid])
 
     async def stop(self) -> tuple[int, int, float | None]:
         """Events counted, sinks the server closed, when the first was closed (monotonic)."""
@@ -303,7 +288,7 @@ class Appenders:
             raise RuntimeError(f"the appenders' process did not start: {greeting!r}")
 
     def cpu(self) -> float:
-        return cpu_seconds([self._process.pid])
+        return common.cpu_seconds([self._process.pid])
 
     async def run(self, rate: float, seconds: float, threads: int) -> tuple[dict[int, float], float]:
         """``append_paced`` in the appenders' process."""
@@ -379,7 +364,7 @@ async def feed_round(
     await asyncio.wait_for(asyncio.gather(*(r.wait() for r in readies)), 60)
 
     sampler = MemorySampler(pids) if pids else contextlib.nullcontext()
-    user_before, system_before = cpu_times(pids)
+    user_before, system_before = common.cpu_times(pids)
     waited_before = run_queue_seconds(pids)
     probes_waited_before = run_queue_seconds([os.getpid()])
     own_before = time.process_time() + sinks.cpu() + appenders.cpu()
@@ -391,7 +376,8 @@ async def feed_round(
         while time.monotonic() < deadline and not all(last in s.arrivals for s in states):
             await asyncio.sleep(0.05)
     user, system = (
-        after - before for after, before in zip(cpu_times(pids), (user_before, system_before), strict=True)
+        after - before
+        for after, before in zip(common.cpu_times(pids), (user_before, system_before), strict=True)
     )
     server_cpu = user + system if pids else None
     own_cpu = time.process_time() + sinks.cpu() + appenders.cpu() - own_before
