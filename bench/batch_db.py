@@ -3,7 +3,7 @@
     python -m bench.batch_db                    # 7 rounds of 40 batches per form
     python -m bench.batch_db --rounds 9 --markdown
 
-``bench.log`` times a whole batch: the process's part (``from_structured``, content hashes,
+``bench.log`` times a whole batch: the process's part (``from_structured``, the
 parameters) and the database's. This times only the database's, one statement per batch on a
 plain psycopg connection, the parameters built beforehand by the service's own code:
 
@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> None:
             events, streams = batch(run, index)
             rows.append([
                 (name, version, event.id, event.source, event.specversion, event.type, event.executionid,
-                 orjson.dumps(event.data).decode(), event.content_hash(name))
+                 orjson.dumps(event.data).decode())
                 for version, (event, name) in enumerate(zip(events, streams, strict=True))
             ])  # fmt: skip
         before = common.cpu_seconds([copy_pid])

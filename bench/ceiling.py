@@ -32,7 +32,6 @@ from bench import common
 DATABASE = "flunq_bench_ceiling"
 # With a space after each colon: pgbench would take ":true" for a variable.
 DATA = json.dumps(common.PAYLOAD).replace("'", "''")
-HASH = "00" * 32  # the content hash is not checked on a first append
 
 
 def _event(stream: str, suffix: str = "") -> str:
@@ -40,7 +39,7 @@ def _event(stream: str, suffix: str = "") -> str:
     return (
         f'\'{{"stream": "execution-{stream}", "id": "\' || :n || \'{suffix}", "source": "bench", '
         f'"specversion": "1.0", "type": "task.completed", "executionid": "{stream}", '
-        f'"data": {DATA}, "hash": "{HASH}"}}\''
+        f'"data": {DATA}}}\''
     )
 
 
@@ -51,13 +50,13 @@ SCRIPTS = {
         1,
         "SELECT * FROM flunq_append_one(ROW('execution-one-' || :client_id, :n || '', 'bench', '1.0', "
         f"'task.completed', NULL, NULL, NULL, NULL, '{DATA}', NULL, NULL, NULL, 'one-' || :client_id, "
-        f"NULL, NULL, NULL, NULL, '{HASH}')::flunq_new_event, 'any', NULL);",
+        "NULL, NULL, NULL, NULL, NULL)::flunq_new_event, 'any', NULL);",
     ),
     "one-row INSERT": (
         1,
         "INSERT INTO bench_raw_events (stream, version, id, source, specversion, type, executionid, "
-        "data, content_hash) VALUES ('execution-raw-' || :client_id, :n, 'raw-' || :n, 'bench', '1.0', "
-        f"'task.completed', 'raw-' || :client_id, '{DATA}'::json, '\\x{HASH}');",
+        "data) VALUES ('execution-raw-' || :client_id, :n, 'raw-' || :n, 'bench', '1.0', "
+        f"'task.completed', 'raw-' || :client_id, '{DATA}'::json);",
     ),
     "flunq_append, 4 streams": (
         4,

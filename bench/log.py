@@ -21,7 +21,6 @@ COPY, a plain SELECT). Contenders alternate round by round; figures are medians 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import itertools
 import threading
 import uuid
@@ -210,8 +209,8 @@ class Peer:
 
 
 RAW_TABLE = "bench_raw_events"
-RAW_COLUMNS = "stream, version, id, source, specversion, type, executionid, data, content_hash"
-RAW_INSERT = f"INSERT INTO {RAW_TABLE} ({RAW_COLUMNS}) VALUES (%s, %s, %s, %s, '1.0', %s, %s, %s::json, %s)"
+RAW_COLUMNS = "stream, version, id, source, specversion, type, executionid, data"
+RAW_INSERT = f"INSERT INTO {RAW_TABLE} ({RAW_COLUMNS}) VALUES (%s, %s, %s, %s, '1.0', %s, %s, %s::json)"
 
 
 class Raw:
@@ -243,8 +242,7 @@ class Raw:
     @staticmethod
     def _row(run: str, stream: str, version: int, index: str) -> tuple:
         event_id = f"{run}-{index}"
-        digest = hashlib.sha256(event_id.encode() + PAYLOAD_JSON).digest()
-        return (f"execution-{stream}", version, event_id, SOURCE, TYPE, stream, PAYLOAD_JSON.decode(), digest)
+        return (f"execution-{stream}", version, event_id, SOURCE, TYPE, stream, PAYLOAD_JSON.decode())
 
     def inserts(self, threads: int, calls: int) -> Sample:
         run = _run_id()
@@ -274,10 +272,10 @@ class Raw:
         def call(index: int) -> int:
             with conn.cursor() as cursor, cursor.copy(f"COPY {RAW_TABLE} ({RAW_COLUMNS}) FROM STDIN") as copy:
                 for n in range(size):
-                    stream, version, event_id, source, type_, execution, data, digest = self._row(
+                    stream, version, event_id, source, type_, execution, data = self._row(
                         run, f"{run}-{index}", n, f"{index}-{n}"
                     )
-                    copy.write_row((stream, version, event_id, source, "1.0", type_, execution, data, digest))
+                    copy.write_row((stream, version, event_id, source, "1.0", type_, execution, data))
             return size
 
         return common.timed_calls(batches, call)

@@ -19,7 +19,7 @@ class EventAdmin(RefuseUnreadableInput, admin.ModelAdmin):
     date_hierarchy = "recordedtime"
     ordering = ("-position",)
     show_full_result_count = False  # counting a large log on every page view is slow
-    exclude = ("data", "content_hash", "xid", "data_base64")
+    exclude = ("data", "xid", "data_base64")
     readonly_fields = ("pretty_data",)
 
     def get_readonly_fields(self, request, obj=None):

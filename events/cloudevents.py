@@ -14,14 +14,11 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote, urlsplit
-
-import orjson
 
 from flunq_events.errors import InvalidEvent
 from flunq_events.jsonutil import INT64_MAX, INT64_MIN
@@ -36,7 +33,6 @@ ATTRIBUTE_NAME = re.compile(r"^[a-z0-9]{1,64}\Z")
 STREAM_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@+=-]{0,199}\Z")
 MAX_ATTRIBUTE_LENGTH = 2048
 MAX_EXTENSIONS = 50
-_SORT_KEYS = orjson.OPT_SORT_KEYS
 
 
 @dataclass(slots=True)
@@ -66,21 +62,13 @@ class NewEvent:
         """The CloudEvent as the client gave it (normalised), without server attributes."""
         return self._add_attributes({})
 
-    def content_hash(self, stream: str) -> bytes:
-        """SHA-256 of the event as stored in ``stream``: what tells a retry of it from another event
-        under the same (source, id). ``row`` carries the same, in hex."""
-        canonical = orjson.dumps(self._add_attributes({"stream": stream}), option=_SORT_KEYS)
-        return hashlib.sha256(canonical).digest()
-
     def row(self, stream: str) -> dict[str, Any]:
         """What the append function in the database stores for this event (absent = NULL)."""
         row = self._add_attributes({"stream": stream})
-        canonical = orjson.dumps(row, option=_SORT_KEYS)
-        if self.extensions:  # out of the row's columns first: one may be named like one (`hash`)
+        if self.extensions:  # out of the row's columns: one may be named like one (`extensions`)
             for name in self.extensions:
                 del row[name]
             row["extensions"] = self.extensions
-        row["hash"] = hashlib.sha256(canonical).hexdigest()
         return row
 
     def _add_attributes(self, out: dict[str, Any]) -> dict[str, Any]:

@@ -54,8 +54,6 @@ class Event(models.Model):
     causationid = models.TextField(null=True, blank=True)
     extensions = models.JSONField(default=dict, blank=True)
     recordedtime = models.DateTimeField()
-    # sha256 of the canonical event, to tell an idempotent retry from a conflicting reuse of an id.
-    content_hash = models.BinaryField()
 
     class Meta:
         db_table = "flunq_events"

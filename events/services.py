@@ -195,23 +195,24 @@ _APPEND_BATCH = "SELECT * FROM flunq_append(%s::json, %s, %s)"
 EVENT_FIELDS = (
     "stream", "id", "source", "specversion", "type", "subject", "time", "datacontenttype",
     "dataschema", "data", "data_base64", "tenantid", "workflowid", "executionid", "taskid",
-    "correlationid", "causationid", "extensions", "hash",
+    "correlationid", "causationid", "extensions",
 )  # fmt: skip
 _CASTS = {"time": "::timestamptz", "data": "::json", "extensions": "::jsonb"}
 _JSON_FIELDS = (EVENT_FIELDS.index("data"), EVENT_FIELDS.index("extensions"))
 APPEND_ONE_SQL = (
     "SELECT * FROM flunq_append_one(ROW("
     + ", ".join(f"${n}{_CASTS.get(name, '::text')}" for n, name in enumerate(EVENT_FIELDS, 1))
-    + f")::flunq_new_event, ${len(EVENT_FIELDS) + 1}, ${len(EVENT_FIELDS) + 2})"
+    # the type's last attribute, `hash`, is of releases before migration 0018
+    + f", NULL)::flunq_new_event, ${len(EVENT_FIELDS) + 1}, ${len(EVENT_FIELDS) + 2})"
 )
 _APPEND_ONE = db.Statement("flunq_append_one", APPEND_ONE_SQL)
 # A batch outside a transaction: each attribute of its events as one array, in binary (finding 21).
 _ARRAY_ATTRIBUTES = (
     "id", "source", "specversion", "type", "subject", "time", "datacontenttype", "dataschema",
     "data", "data_base64", "tenantid", "workflowid", "executionid", "taskid", "correlationid",
-    "causationid", "extensions", "hash",
+    "causationid", "extensions",
 )  # fmt: skip
-_ARRAY_TYPES = {"data": "json[]", "hash": "bytea[]"}
+_ARRAY_TYPES = {"data": "json[]"}
 _GETTERS = {name: operator.attrgetter(name) for name in _ARRAY_ATTRIBUTES}
 APPEND_NEW = db.Statement(
     "flunq_append_new",
@@ -318,12 +319,12 @@ def new_batch_params(
         tenant,
         pgarrays.int4_array(stream_numbers),
         pgarrays.int4_array(ranks),
-        *(_attribute_array(events, streams, name) for name in _ARRAY_ATTRIBUTES),
+        *(_attribute_array(events, name) for name in _ARRAY_ATTRIBUTES),
     ]
     return params, stream_numbers, ranks
 
 
-def _attribute_array(events: Sequence[NewEvent], streams: list[str], name: str) -> bytes | None:
+def _attribute_array(events: Sequence[NewEvent], name: str) -> bytes | None:
     """One attribute of every event of the batch as a binary array; NULL when no event has it
     (``unnest`` gives NULL for it then)."""
     if name == "data":  # data_base64 first, as in ``NewEvent.attributes``
@@ -335,10 +336,6 @@ def _attribute_array(events: Sequence[NewEvent], streams: list[str], name: str) 
     elif name == "extensions":
         values = [orjson.dumps(e.extensions) if e.extensions else None for e in events]
         oid = pgarrays.TEXT
-    elif name == "hash":
-        return pgarrays.bytes_array(
-            [e.content_hash(stream) for e, stream in zip(events, streams, strict=True)], pgarrays.BYTEA
-        )
     else:
         strings = list(map(_GETTERS[name], events))
         return None if strings.count(None) == len(strings) else pgarrays.text_array(strings)

@@ -141,7 +141,8 @@ BEGIN
 END $$;
 
 -- One event as the append functions take it: the JSON the service sends, parsed once. `data` stays
--- JSON text (the column is `json`: stored as written, read back with no conversion).
+-- JSON text (the column is `json`: stored as written, read back with no conversion). `hash`, the
+-- content hash that releases before migration 0018 sent and stored, is ignored (flunq_same_event).
 DO $$ BEGIN
     CREATE TYPE flunq_new_event AS (
         stream text, id text, source text, specversion text, "type" text, subject text,
@@ -150,6 +151,31 @@ DO $$ BEGIN
         causationid text, extensions jsonb, hash text);
 EXCEPTION WHEN duplicate_object THEN NULL;
 END $$;
+
+-- Whether the stored event `s` is the new event `e` (the same attributes in the same stream): the
+-- test of idempotency, which tells a retry (answered with the stored original) from another event
+-- under a used (source, id) (a conflict). Strings compare exactly, `time` as an instant, `data` and
+-- `extensions` as JSON values (key order, spacing and the form of a number do not matter: 1, 1.0
+-- and 1e0 are one number), `data_base64` by its bytes. It runs only for a (source, id) that is
+-- stored already, so appends of new events compute nothing for it; before migration 0018 every
+-- append computed and stored a hash of its events' canonical JSON for this (docs/benchmarks.md,
+-- finding 22).
+CREATE OR REPLACE FUNCTION flunq_same_event(s flunq_events, e flunq_new_event) RETURNS boolean
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT s.stream = e.stream AND s.specversion = e.specversion AND s."type" = e."type"
+       AND s.subject IS NOT DISTINCT FROM e.subject AND s."time" IS NOT DISTINCT FROM e."time"
+       AND s.datacontenttype IS NOT DISTINCT FROM e.datacontenttype
+       AND s.dataschema IS NOT DISTINCT FROM e.dataschema
+       AND s.data::jsonb IS NOT DISTINCT FROM e.data::jsonb
+       AND s.data_base64 IS NOT DISTINCT FROM decode(e.data_base64, 'base64')
+       AND s.tenantid IS NOT DISTINCT FROM e.tenantid
+       AND s.workflowid IS NOT DISTINCT FROM e.workflowid
+       AND s.executionid IS NOT DISTINCT FROM e.executionid
+       AND s.taskid IS NOT DISTINCT FROM e.taskid
+       AND s.correlationid IS NOT DISTINCT FROM e.correlationid
+       AND s.causationid IS NOT DISTINCT FROM e.causationid
+       AND s.extensions = coalesce(e.extensions, '{}')
+$$;
 
 -- p_events: a JSON array of events. p_tenant: the tenant a tenant-bound caller writes for (NULL: an
 -- unrestricted caller). A stream belongs to the tenant of its first event (or of the tenant-bound
@@ -196,11 +222,11 @@ BEGIN
     IF p_probe THEN
         SELECT count(*),
                jsonb_agg(jsonb_build_object('source', ev.source, 'id', ev.id, 'stream', ev.stream))
-                   FILTER (WHERE ev.content_hash <> decode(e.hash, 'hex'))
+                   FILTER (WHERE NOT ev.same)
           INTO v_found, v_conflicts
           FROM unnest(v_events) e
           CROSS JOIN LATERAL (
-              SELECT x.source, x.id, x.stream, x.content_hash FROM flunq_events x
+              SELECT x.source, x.id, x.stream, flunq_same_event(x, e) AS same FROM flunq_events x
                WHERE x.source = e.source AND x.id = e.id LIMIT 1) ev;
         IF v_found > 0 THEN
             -- Before anything that names the stored event: it may be another tenant's.
@@ -250,12 +276,12 @@ BEGIN
         INSERT INTO flunq_events AS ev (
             "position", xid, stream, "version", id, source, specversion, "type", subject, "time",
             datacontenttype, dataschema, data, data_base64, tenantid, workflowid, executionid,
-            taskid, correlationid, causationid, extensions, recordedtime, content_hash)
+            taskid, correlationid, causationid, extensions, recordedtime)
         SELECT v_draw.o_first + n.ord - 1, v_draw.o_xid, n.stream, n."version",
                n.id, n.source, n.specversion, n."type", n.subject, n."time", n.datacontenttype,
                n.dataschema, n.data, decode(n.data_base64, 'base64'), n.tenantid, n.workflowid,
                n.executionid, n.taskid, n.correlationid, n.causationid,
-               coalesce(n.extensions, '{}'), v_draw.o_time, decode(n.hash, 'hex')
+               coalesce(n.extensions, '{}'), v_draw.o_time
           FROM numbered n
         RETURNING ev."position", ev.stream, ev."version", ev.recordedtime, ev.tenantid
     ), bookkeeping AS (
@@ -300,7 +326,7 @@ CREATE OR REPLACE FUNCTION flunq_append_new(
     p_time text[], p_datacontenttype text[], p_dataschema text[], p_data json[],
     p_data_base64 text[], p_tenantid text[], p_workflowid text[], p_executionid text[],
     p_taskid text[], p_correlationid text[], p_causationid text[], p_extensions text[],
-    p_hash bytea[])
+    p_hash bytea[] DEFAULT NULL)  -- sent by releases before migration 0018; ignored
 RETURNS flunq_batch_appended
 LANGUAGE plpgsql
 SET plan_cache_mode = force_generic_plan  -- as flunq_append: one plan for every batch size
@@ -341,20 +367,20 @@ BEGIN
     INSERT INTO flunq_events (
         "position", xid, stream, "version", id, source, specversion, "type", subject, "time",
         datacontenttype, dataschema, data, data_base64, tenantid, workflowid, executionid,
-        taskid, correlationid, causationid, extensions, recordedtime, content_hash)
+        taskid, correlationid, causationid, extensions, recordedtime)
     SELECT v_draw.o_first + e.ord - 1, v_draw.o_xid, v_names[e.stream],
            v_out.o_last[e.stream] + 1 + e.rank, e.id, e.source, e.specversion, e."type",
            e.subject, e."time"::timestamptz, e.datacontenttype, e.dataschema, e.data,
            decode(e.data_base64, 'base64'), e.tenantid, e.workflowid, e.executionid, e.taskid,
-           e.correlationid, e.causationid, coalesce(e.extensions::jsonb, '{}'), v_draw.o_time, e.hash
+           e.correlationid, e.causationid, coalesce(e.extensions::jsonb, '{}'), v_draw.o_time
       FROM unnest(p_stream, p_rank, p_id, p_source, p_specversion, p_type, p_subject, p_time,
                   p_datacontenttype, p_dataschema, p_data, p_data_base64, p_tenantid,
                   p_workflowid, p_executionid, p_taskid, p_correlationid, p_causationid,
-                  p_extensions, p_hash)
+                  p_extensions)
            WITH ORDINALITY AS e(stream, rank, id, source, specversion, "type", subject, "time",
                                 datacontenttype, dataschema, data, data_base64, tenantid,
                                 workflowid, executionid, taskid, correlationid, causationid,
-                                extensions, hash, ord);
+                                extensions, ord);
     INSERT INTO flunq_streams AS s (name, category, last_version, last_position, last_event_at, tenant)
     SELECT u.name, split_part(u.name, '-', 1), v_out.o_last[u.i] + u.events,
            v_draw.o_first + u.last, v_draw.o_time, u.tenantid
@@ -430,13 +456,13 @@ BEGIN
     INSERT INTO flunq_events (
         "position", xid, stream, "version", id, source, specversion, "type", subject, "time",
         datacontenttype, dataschema, data, data_base64, tenantid, workflowid, executionid,
-        taskid, correlationid, causationid, extensions, recordedtime, content_hash)
+        taskid, correlationid, causationid, extensions, recordedtime)
     VALUES (v_draw.o_first, v_draw.o_xid, v_out.o_stream, v_out.o_version, p_event.id,
             p_event.source, p_event.specversion, p_event."type", p_event.subject, p_event."time",
             p_event.datacontenttype, p_event.dataschema, p_event.data,
             decode(p_event.data_base64, 'base64'), p_event.tenantid, p_event.workflowid,
             p_event.executionid, p_event.taskid, p_event.correlationid, p_event.causationid,
-            coalesce(p_event.extensions, '{}'), v_draw.o_time, decode(p_event.hash, 'hex'));
+            coalesce(p_event.extensions, '{}'), v_draw.o_time);
     RETURN v_out;
 END $$;
 

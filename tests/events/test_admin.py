@@ -57,7 +57,7 @@ def test_a_nul_in_an_admin_address_is_a_400(admin_client, path):
         "/admin/subscriptions/replayjob/?types=x",
         "/admin/access/apitoken/?scopes=x",
         "/admin/subscriptions/subscription/?backoff__in=x",  # not a number, found when compiled
-        "/admin/events/event/?content_hash=x",  # text for a bytea column
+        "/admin/events/event/?data_base64=x",  # text for a bytea column
         "/admin/events/event/?data=x",  # a json column has no =
         "/admin/events/event/?position__range=1",  # a range with one bound
         "/admin/relay/deadletter/?position__range=99999999999999999999",  # ... or with 20

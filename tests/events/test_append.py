@@ -472,7 +472,7 @@ def test_the_new_batch_function_takes_the_streams_in_its_callers_order():
         [
             orjson.dumps(summary).decode(), "any", None,
             pgarrays.int4_array([1, 2]), pgarrays.int4_array([0, 0]),
-            *(services._attribute_array(events, streams, name) for name in services._ARRAY_ATTRIBUTES),
+            *(services._attribute_array(events, name) for name in services._ARRAY_ATTRIBUTES),
         ]
     )  # fmt: skip
     for event, stream in zip(events, streams, strict=True):
@@ -553,8 +553,8 @@ def test_a_batch_that_deadlocks_with_a_concurrent_writer_gets_an_answer_not_an_e
         row = x.row("other-1")
         other.execute(
             "INSERT INTO flunq_events (position, xid, stream, version, id, source, specversion, type, "
-            "data, extensions, recordedtime, content_hash) SELECT nextval('flunq_position_seq'), "
-            "pg_current_xact_id(), 'other-1', 1, %s, %s, '1.0', %s, '{}', '{}', now(), '\\x00'",
+            "data, extensions, recordedtime) SELECT nextval('flunq_position_seq'), "
+            "pg_current_xact_id(), 'other-1', 1, %s, %s, '1.0', %s, '{}', '{}', now()",
             [row["id"], row["source"], row["type"]],
         )
         other.commit()
