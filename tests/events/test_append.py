@@ -445,8 +445,8 @@ def test_both_batch_paths_store_every_attribute_as_given(append_batch_way):
 
 
 def test_both_batch_paths_keep_data_base64_over_data(append_batch_way):
-    """An event built in code may carry both; its attributes (and content hash) keep
-    ``data_base64``, and so must the stored row, whichever path stores it."""
+    """An event built in code may carry both; its attributes keep ``data_base64``, and so must the
+    stored row, whichever path stores it."""
     from events.cloudevents import NewEvent
 
     both = NewEvent("both-1", "/tests", "task.completed", data={"a": 1}, has_data=True, data_base64="AA==")
