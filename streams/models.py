@@ -13,7 +13,7 @@ from flunq_events.jsonutil import StoredJSONDecoder
 
 
 class Stream(models.Model):
-    name = models.TextField(primary_key=True)
+    name = models.TextField(primary_key=True, db_collation="C")
     category = models.TextField()
     # Version of the last event; -1 while the stream has none. Versions are dense from 0.
     last_version = models.BigIntegerField(db_default=-1)

@@ -173,6 +173,30 @@ def test_streams_lifecycle(api, admin_api):
     assert admin_api.delete("/api/v1/streams/nope").status_code == 404
 
 
+def test_streams_are_listed_in_code_point_order_whatever_the_servers_locale(api):
+    """Stream names (and the log's other identifiers) compare as bytes, ``COLLATE "C"``: in a
+    linguistic locale such as en-US, ``apple-1`` would sort before ``Zed-1``. A server whose
+    default is ``C.UTF-8`` sorts the same either way, hence the look at the columns too."""
+    from django.db import connection
+
+    for name in ("apple-1", "Zed-1", "Apple-2"):
+        assert api.post("/api/v1/streams", {"name": name}, format="json").status_code == 201
+    assert [s["name"] for s in api.get("/api/v1/streams").json()["streams"]] == [
+        "Apple-2",
+        "Zed-1",
+        "apple-1",
+    ]
+    assert [s["name"] for s in api.get("/api/v1/streams?after=Zed-1").json()["streams"]] == ["apple-1"]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT attrelid::regclass::text || '.' || attname, collname FROM pg_attribute "
+            "JOIN pg_collation c ON c.oid = attcollation "
+            "WHERE attrelid IN ('flunq_events'::regclass, 'flunq_streams'::regclass) "
+            "AND attname IN ('stream', 'id', 'source', 'type', 'tenantid', 'workflowid', 'correlationid', 'name')"
+        )
+        assert {collation for _, collation in cursor.fetchall()} == {"C"} and cursor.rowcount == 8
+
+
 def test_auth_is_required_and_scoped(make_token):
     anonymous = APIClient()
     response = anonymous.get("/api/v1/events")
