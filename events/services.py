@@ -43,6 +43,7 @@ from flunq_events.errors import (
     TenantForbidden,
     WrongExpectedVersion,
 )
+from flunq_events.jsonutil import JSONError, check_value
 from flunq_events.numbers import is_digits
 
 ANY = "any"
@@ -247,8 +248,9 @@ def _execute(
         # same refusal.
         try:
             if len(events) == 1:
-                row = events[0].row(streams[0])
-                return _APPEND_ONE.rows([*event_params(row), expected_version, tenant], wrapper)
+                params = event_params(events[0].row(streams[0]))
+                _refuse_nul_in_data(events, params[_JSON_FIELDS[0]])
+                return _APPEND_ONE.rows([*params, expected_version, tenant], wrapper)
             return _append_new(events, streams, expected_version, tenant, wrapper)
         except IntegrityError as exc:
             if _constraint(exc) != _SOURCE_ID_TAKEN:
@@ -262,6 +264,7 @@ def _execute(
     # commit (a second deadlock, then the unique index once they do): a third look-up sees them.
     rows = [event.row(name) for event, name in zip(events, streams, strict=True)]
     params = (orjson.dumps(rows).decode(), expected_version, tenant)
+    _refuse_nul_in_data(events, params[0])
     attempts = 1 if in_transaction else 3
     for attempt in range(attempts):
         try:
@@ -332,6 +335,7 @@ def _attribute_array(events: Sequence[NewEvent], name: str) -> bytes | None:
             orjson.dumps(e.data) if e.has_data and e.data is not None and e.data_base64 is None else None
             for e in events
         ]
+        _refuse_nul_in_data(events, b"".join(value for value in values if value is not None))
         oid = pgarrays.JSON
     elif name == "extensions":
         values = [orjson.dumps(e.extensions) if e.extensions else None for e in events]
@@ -340,6 +344,27 @@ def _attribute_array(events: Sequence[NewEvent], name: str) -> bytes | None:
         strings = list(map(_GETTERS[name], events))
         return None if strings.count(None) == len(strings) else pgarrays.text_array(strings)
     return None if values.count(None) == len(values) else pgarrays.bytes_array(values, oid)
+
+
+# U+0000 as orjson writes it, in a string or a key of ``data``. The ``json`` columns take it, but
+# ``jsonb``, as which idempotency compares ``data`` (``flunq_same_event``), cannot hold it. REST and
+# gRPC refuse it as they parse a body; this holds callers in code to the same rule, at the cost of
+# a search of the JSON each append writes anyway.
+_NUL = "\\u0000"
+
+
+def _refuse_nul_in_data(events: Sequence[NewEvent], written: str | bytes | None) -> None:
+    """Raises ``InvalidEvent`` for the first event whose ``data`` holds U+0000, given the JSON
+    written for the events. The escape found may be text that only looks like it (a backslash,
+    escaped, then ``u0000``): the events' data say, checked as a request body's are."""
+    if written is None or (_NUL if isinstance(written, str) else _NUL.encode()) not in written:
+        return
+    for index, event in enumerate(events):
+        where = f"/{index}/data" if len(events) > 1 else "/data"
+        try:
+            check_value(event.data, max_depth=settings.MAX_JSON_DEPTH, where=where)
+        except JSONError as exc:
+            raise InvalidEvent(str(exc), attribute=where) from None
 
 
 def event_params(row: dict) -> list[str | None]:

@@ -12,7 +12,8 @@ from django.db import transaction
 
 from events import services
 from events.cloudevents import from_structured
-from flunq_events.errors import DuplicateEventConflict
+from events.models import Event
+from flunq_events.errors import DuplicateEventConflict, InvalidEvent
 from tests.events.helpers import cloudevent
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -133,6 +134,22 @@ def test_base64_data_is_the_same_when_its_bytes_are(append_way):
     assert again.duplicate and again.position == first.position
     with pytest.raises(DuplicateEventConflict):
         append_way(cloudevent(id=event_id, data_base64="Qg=="), stream)
+
+
+def test_data_holding_u0000_is_refused_on_every_path(append_way):
+    """REST and gRPC refuse U+0000 as they parse; a caller in code gets the same answer, on every
+    path, before anything is stored (``jsonb``, as which a retry's data is compared, cannot hold
+    it). The six characters ``\\u0000`` are text like any other."""
+    stream = f"idem-{next(_streams)}"
+    for data in ({"note": "a\x00b"}, {"a\x00": 1}, ["ok", {"deep": ["\x00"]}]):
+        with pytest.raises(InvalidEvent, match=r"data(/\S*)? contains \\u0000"):
+            append_way(cloudevent(id=f"{stream}-nul", data=data), stream)
+    assert not Event.objects.filter(stream=stream).exists()
+    text = cloudevent(id=f"{stream}-text", data={"note": "\\u0000"})
+    first = append_way(text, stream)
+    again = append_way(text, stream)
+    assert again.duplicate and again.position == first.position
+    assert Event.objects.get(event_id=text["id"]).data == {"note": "\\u0000"}
 
 
 def test_the_forms_of_the_release_before_still_append_for_a_rolling_deploy():
