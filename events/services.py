@@ -335,7 +335,6 @@ def _attribute_array(events: Sequence[NewEvent], name: str) -> bytes | None:
             orjson.dumps(e.data) if e.has_data and e.data is not None and e.data_base64 is None else None
             for e in events
         ]
-        _refuse_nul_in_data(events, b"".join(value for value in values if value is not None))
         oid = pgarrays.JSON
     elif name == "extensions":
         values = [orjson.dumps(e.extensions) if e.extensions else None for e in events]
@@ -343,21 +342,30 @@ def _attribute_array(events: Sequence[NewEvent], name: str) -> bytes | None:
     else:
         strings = list(map(_GETTERS[name], events))
         return None if strings.count(None) == len(strings) else pgarrays.text_array(strings)
-    return None if values.count(None) == len(values) else pgarrays.bytes_array(values, oid)
+    if values.count(None) == len(values):
+        return None
+    array = pgarrays.bytes_array(values, oid)
+    if oid == pgarrays.JSON:
+        _refuse_nul_in_data(events, array)  # each element's JSON is whole in the array's bytes
+    return array
 
 
 # U+0000 as orjson writes it, in a string or a key of ``data``. The ``json`` columns take it, but
 # ``jsonb``, as which idempotency compares ``data`` (``flunq_same_event``), cannot hold it. REST and
 # gRPC refuse it as they parse a body; this holds callers in code to the same rule, at the cost of
-# a search of the JSON each append writes anyway.
+# a search of what each append sends anyway (0.4 us for a batch's 19 KB; finding 22).
 _NUL = "\\u0000"
 
 
 def _refuse_nul_in_data(events: Sequence[NewEvent], written: str | bytes | None) -> None:
-    """Raises ``InvalidEvent`` for the first event whose ``data`` holds U+0000, given the JSON
-    written for the events. The escape found may be text that only looks like it (a backslash,
-    escaped, then ``u0000``): the events' data say, checked as a request body's are."""
-    if written is None or (_NUL if isinstance(written, str) else _NUL.encode()) not in written:
+    """Raises ``InvalidEvent`` for the first event whose ``data`` holds U+0000, given what is sent
+    for the events (their JSON, or a binary array of it). The escape found may be text that only
+    looks like it (a backslash, escaped, then ``u0000``): the events' data say, checked as a
+    request body's are."""
+    if written is None:
+        return
+    backslash, nul = ("\\", _NUL) if isinstance(written, str) else (b"\\", _NUL.encode())
+    if backslash not in written or nul not in written:  # a backslash is rare, and found by memchr
         return
     for index, event in enumerate(events):
         where = f"/{index}/data" if len(events) > 1 else "/data"
