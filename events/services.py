@@ -138,7 +138,7 @@ def append(
         check_stream_name(stream)
         streams = [stream] * len(events)
     else:
-        streams = [derive_stream(event) for event in events]
+        streams = _derive_streams(events)
     if expected_version != ANY and len(set(streams)) > 1:
         raise InvalidRequest(
             "expected_version needs all events of the batch in one stream; "
@@ -162,6 +162,20 @@ def append(
             for event, (position, name, version, recorded, duplicate) in zip(events, rows, strict=True)
         ]
     )
+
+
+def _derive_streams(events: Sequence[NewEvent]) -> list[str]:
+    """Each event's stream (``derive_stream``). A batch's events mostly share theirs: it is derived,
+    and its name checked, once per execution, workflow and type."""
+    derived: dict[tuple[str | None, str | None, str], str] = {}
+    streams = []
+    for event in events:
+        key = (event.executionid, event.workflowid, event.type)
+        stream = derived.get(key)
+        if stream is None:
+            stream = derived[key] = derive_stream(event)
+        streams.append(stream)
+    return streams
 
 
 def _refuse_repeated_ids(events: Sequence[NewEvent]) -> None:
@@ -306,16 +320,21 @@ def new_batch_params(
     rank among that stream's events."""
     numbers = {name: number for number, name in enumerate(sorted(set(streams)), 1)}
     summary = [{"name": name, "events": 0, "last": 0, "tenantid": None} for name in numbers]
-    stream_numbers, ranks = [], []
-    for index, (event, name) in enumerate(zip(events, streams, strict=True)):
-        number = numbers[name]
-        stream = summary[number - 1]
-        if not stream["events"]:
-            stream["tenantid"] = event.tenantid  # a new stream belongs to its first event's tenant
-        stream_numbers.append(number)
-        ranks.append(stream["events"])
-        stream["events"] += 1
-        stream["last"] = index
+    if len(summary) == 1:  # the usual batch: one stream, its events in order
+        count = len(events)
+        summary[0].update(events=count, last=count - 1, tenantid=events[0].tenantid)
+        stream_numbers, ranks = [1] * count, list(range(count))
+    else:
+        stream_numbers, ranks = [], []
+        for index, (event, name) in enumerate(zip(events, streams, strict=True)):
+            number = numbers[name]
+            stream = summary[number - 1]
+            if not stream["events"]:
+                stream["tenantid"] = event.tenantid  # a new stream belongs to its first event's tenant
+            stream_numbers.append(number)
+            ranks.append(stream["events"])
+            stream["events"] += 1
+            stream["last"] = index
     params = [
         orjson.dumps(summary).decode(),
         expected_version,
