@@ -213,7 +213,8 @@ EVENT_FIELDS = (
     "correlationid", "causationid", "extensions",
 )  # fmt: skip
 _CASTS = {"time": "::timestamptz", "data": "::json", "extensions": "::jsonb"}
-_JSON_FIELDS = (EVENT_FIELDS.index("data"), EVENT_FIELDS.index("extensions"))
+_DATA_FIELD = EVENT_FIELDS.index("data")
+_JSON_FIELDS = (_DATA_FIELD, EVENT_FIELDS.index("extensions"))
 APPEND_ONE_SQL = (
     "SELECT * FROM flunq_append_one(ROW("
     + ", ".join(f"${n}{_CASTS.get(name, '::text')}" for n, name in enumerate(EVENT_FIELDS, 1))
@@ -263,7 +264,7 @@ def _execute(
         try:
             if len(events) == 1:
                 params = event_params(events[0].row(streams[0]))
-                _refuse_nul_in_data(events, params[_JSON_FIELDS[0]])
+                _refuse_nul_in_data(events, params[_DATA_FIELD])
                 return _APPEND_ONE.rows([*params, expected_version, tenant], wrapper)
             return _append_new(events, streams, expected_version, tenant, wrapper)
         except IntegrityError as exc:
